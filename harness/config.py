@@ -1,0 +1,217 @@
+"""Configuration: small frozen dataclasses, one per concern, validated on construction.
+
+    ModelConfig  what network to build (shape + residual variant)
+    TrainConfig  how to train it (optimiser, schedule, budget, evaluation, checkpoints)
+    DataConfig   which prepared token data to read
+    RunSpec      one run of a sweep: the three above plus its identity
+
+Every check fails with a ``ConfigError`` that names the field and says how to fix it.
+``to_dict``/``from_dict`` round-trip through JSON (the run directory's ``spec.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field and the fix."""
+
+
+def _fail(field_name: str, problem: str, fix: str) -> None:
+    raise ConfigError(f"{field_name}: {problem}; fix: {fix}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int = 256
+    n_blocks: int = 2  # Transformer blocks; the paper's "layers" are sublayers: L = 2 * n_blocks
+    d_model: int = 32
+    n_heads: int = 4
+    d_ff: int = 96  # SwiGLU hidden width (three d_model x d_ff matrices)
+    seq_len: int = 128  # context length T used in training and in the FLOP formula
+    variant: str = "baseline"  # residual variant, a name from harness.residuals.VARIANTS
+    # Block grouping for AttnRes variants: N blocks (attnres_blocks) or S layers per block
+    # (layers_per_block), never both. None for both means one block per layer (Full AttnRes).
+    attnres_blocks: int | None = None
+    layers_per_block: int | None = None
+    depth_heads: int = 1  # heads of the depth attention (the paper's "multi-head" ablation)
+    tie_embeddings: bool = False
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-6
+    init_std: float = 0.02  # std of every linear weight; output projections are scaled by 1/sqrt(2L)
+    embed_std: float = 1.0  # O(1) residual stream at init, so RMSNorm's eps stays negligible
+
+    @property
+    def n_layers(self) -> int:
+        """L in the paper: every attention and every MLP sublayer is one layer."""
+        return 2 * self.n_blocks
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def block_size(self) -> int:
+        """S, layers per AttnRes block (1 = Full AttnRes)."""
+        if self.layers_per_block is not None:
+            return self.layers_per_block
+        if self.attnres_blocks is not None:
+            return math.ceil(self.n_layers / self.attnres_blocks)
+        return 1
+
+    @property
+    def n_attnres_blocks(self) -> int:
+        """N, number of AttnRes blocks (the last one may be shorter)."""
+        return math.ceil(self.n_layers / self.block_size)
+
+    def __post_init__(self) -> None:
+        from harness.residuals import VARIANTS  # registry lives with the variants
+
+        for name in ("vocab_size", "n_blocks", "d_model", "n_heads", "d_ff", "seq_len", "depth_heads"):
+            if int(getattr(self, name)) < 1:
+                _fail(name, f"must be >= 1, got {getattr(self, name)}", f"set {name} to a positive integer")
+        if self.variant not in VARIANTS:
+            _fail("variant", f"unknown variant {self.variant!r}", f"use one of {sorted(VARIANTS)}")
+        if self.d_model % self.n_heads:
+            _fail("d_model", f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}",
+                  "choose n_heads dividing d_model")
+        if self.head_dim % 2:
+            _fail("n_heads", f"head_dim={self.head_dim} is odd, RoPE needs pairs", "make d_model/n_heads even")
+        if self.d_model % self.depth_heads:
+            _fail("depth_heads", f"d_model={self.d_model} not divisible by depth_heads={self.depth_heads}",
+                  "choose depth_heads dividing d_model")
+        if self.attnres_blocks is not None and self.layers_per_block is not None:
+            _fail("attnres_blocks", "both attnres_blocks (N) and layers_per_block (S) are set", "set only one")
+        L = self.n_layers
+        if self.attnres_blocks is not None:
+            n = self.attnres_blocks
+            if not 1 <= n <= L:
+                _fail("attnres_blocks", f"N={n} blocks for L={L} layers (2 per Transformer block)",
+                      f"choose 1 <= attnres_blocks <= {L}")
+            if math.ceil(L / math.ceil(L / n)) != n:
+                ok = sorted({math.ceil(L / s) for s in range(1, L + 1)})
+                _fail("attnres_blocks", f"L={L} layers cannot be cut into N={n} blocks of S=ceil(L/N) layers "
+                      "with only the last one shorter", f"use attnres_blocks in {ok} or set layers_per_block")
+        if self.layers_per_block is not None and not 1 <= self.layers_per_block <= L:
+            _fail("layers_per_block", f"S={self.layers_per_block} for L={L} layers",
+                  f"choose 1 <= layers_per_block <= {L}")
+        if self.variant == "block" and self.attnres_blocks is None and self.layers_per_block is None:
+            _fail("attnres_blocks", "variant 'block' needs a block count",
+                  "set attnres_blocks (N, e.g. 8) or layers_per_block (S)")
+        if self.depth_heads > 1 and self.variant not in ("multihead",):
+            _fail("depth_heads", f"depth_heads={self.depth_heads} only applies to variant 'multihead'",
+                  "set variant='multihead' or depth_heads=1")
+
+
+SCHEDULES = ("cosine", "wsd", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    tokens: int = 1_000_000  # token budget; the LR schedule ends exactly here
+    batch_size: int = 32  # global batch in sequences (each seq_len tokens)
+    micro_batch_size: int | None = None  # per-process sequences per forward; None = batch_size/world
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1  # final LR = lr * min_lr_ratio
+    schedule: str = "cosine"
+    # warmup scales with the run (a fixed long warmup would dominate small models); an absolute
+    # warmup_tokens overrides it (needed for WSD families, whose branches must share the warmup)
+    warmup_frac: float = 0.05
+    warmup_tokens: int | None = None
+    decay_frac: float = 0.2  # WSD: the final decay_frac of the run decays linearly to min_lr
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    seed: int = 0
+    eval_every_tokens: int | None = None  # None: 10 evaluations over the run
+    eval_tokens: int = 65_536  # size of the fixed validation slice (same for every run)
+    log_every_steps: int = 10
+    ckpt_every_s: float = 300.0  # wall-clock checkpoint period (plus one at every evaluation)
+    save_at_tokens: tuple[int, ...] = ()  # extra kept checkpoints (WSD branch points)
+    init_from: str | None = None  # checkpoint to branch from (WSD cool-down); relative to runs root
+    dtype: str = "float32"  # or "bfloat16" (autocast; GPU)
+    compile: bool = False
+    threads: int = 1  # intra-op threads per process on CPU (many 1-thread processes beat one big one)
+    device: str = "auto"  # auto | cpu | cuda
+
+    def __post_init__(self) -> None:
+        if self.tokens < 1:
+            _fail("tokens", f"token budget must be positive, got {self.tokens}", "set tokens > 0")
+        if self.batch_size < 1:
+            _fail("batch_size", f"got {self.batch_size}", "set batch_size >= 1 (sequences per step)")
+        if self.micro_batch_size is not None and self.micro_batch_size < 1:
+            _fail("micro_batch_size", f"got {self.micro_batch_size}", "set it >= 1 or leave it unset")
+        if not self.lr > 0:
+            _fail("lr", f"got {self.lr}", "set a positive learning rate")
+        if self.schedule not in SCHEDULES:
+            _fail("schedule", f"unknown schedule {self.schedule!r}", f"use one of {SCHEDULES}")
+        if not 0 <= self.warmup_frac < 1:
+            _fail("warmup_frac", f"got {self.warmup_frac}", "use a fraction in [0, 1)")
+        if not 0 <= self.decay_frac <= 1:
+            _fail("decay_frac", f"got {self.decay_frac}", "use a fraction in [0, 1]")
+        if not 0 <= self.min_lr_ratio <= 1:
+            _fail("min_lr_ratio", f"got {self.min_lr_ratio}", "use a ratio in [0, 1]")
+        if self.dtype not in ("float32", "bfloat16"):
+            _fail("dtype", f"got {self.dtype!r}", "use 'float32' or 'bfloat16'")
+        if self.device not in ("auto", "cpu", "cuda"):
+            _fail("device", f"got {self.device!r}", "use 'auto', 'cpu' or 'cuda'")
+        if self.threads < 1:
+            _fail("threads", f"got {self.threads}", "set threads >= 1")
+        object.__setattr__(self, "save_at_tokens", tuple(int(t) for t in self.save_at_tokens))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str = "data/default-byte"  # a prepared data directory (attnres data prepare)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: everything needed to train it, and its identity."""
+
+    run_id: str
+    model: ModelConfig
+    train: TrainConfig
+    data: DataConfig = field(default_factory=DataConfig)
+    sweep: str = "adhoc"
+    size: str = "custom"  # size name in its ladder (e.g. "d4")
+    ladder: str = "custom"
+    axes: dict[str, Any] = field(default_factory=dict)  # values of extra sweep axes (e.g. {"lr": 3e-3})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        return cls(
+            run_id=d["run_id"],
+            model=_build(ModelConfig, d["model"], "model"),
+            train=_build(TrainConfig, d["train"], "train"),
+            data=_build(DataConfig, d.get("data", {}), "data"),
+            sweep=d.get("sweep", "adhoc"),
+            size=d.get("size", "custom"),
+            ladder=d.get("ladder", "custom"),
+            axes=dict(d.get("axes", {})),
+        )
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Construct a config dataclass from a dict, rejecting unknown keys with the list of known ones."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown setting; fix: use one of {sorted(known)}")
+    values = dict(values)
+    if "save_at_tokens" in values:
+        values["save_at_tokens"] = tuple(values["save_at_tokens"])
+    return cls(**values)
+
+
+def build_config(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Public form of ``_build`` for sweep files and CLIs."""
+    return _build(cls, values, where)

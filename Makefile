@@ -1,0 +1,70 @@
+# attnres-scaling: thin wrappers over the `attnres` CLI. `make help` lists the targets.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SWEEP ?= demo
+WORKERS ?= $(shell nproc)
+# measured here: glibc's mmap/trim thresholds cut page-fault cost of training processes (up to 1.6x)
+export MALLOC_MMAP_THRESHOLD_ ?= 4294967296
+export MALLOC_TRIM_THRESHOLD_ ?= 8589934592
+
+.PHONY: help install demo test test-slow test-slurm test-all lint bench figures data slurm-up slurm-down clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first and pinned: the CPU wheel; an unpinned torch would pull a multi-GB CUDA build
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the project (torch pinned to the CPU wheel)
+
+data: install  ## prepare the default corpus (byte-level) under data/
+	$(BIN)/attnres data prepare
+
+demo: install  ## the embedded end-to-end run: data -> train the tiny ladder -> collect -> fit -> figures -> report
+	$(BIN)/attnres data prepare
+	$(BIN)/attnres plan $(SWEEP)
+	$(BIN)/attnres launch $(SWEEP) --executor local --workers $(WORKERS)
+	$(BIN)/attnres collect $(SWEEP)
+	$(BIN)/attnres fit $(SWEEP)
+	$(BIN)/attnres figures $(SWEEP)
+	$(BIN)/attnres report $(SWEEP)
+
+test: install  ## the default test suite (fast; no slow and no Slurm tests)
+	$(BIN)/pytest -q
+
+test-slow: install  ## slow end-to-end tests (real corpus download, demo sweep with the local executor)
+	$(BIN)/pytest -q -m slow
+
+test-slurm: install  ## Slurm tests against a running single-node cluster (make slurm-up first)
+	$(BIN)/pytest -q -m slurm
+
+test-all: test test-slow test-slurm  ## everything CI runs (needs make slurm-up)
+
+lint: install  ## ruff
+	$(BIN)/ruff check harness sweeps analysis tests bench
+
+bench: install  ## benchmarks: AttnRes overhead ratios, collector and analysis speed
+	$(BIN)/python bench/bench_models.py
+	$(BIN)/python bench/bench_collect.py
+	$(BIN)/python bench/bench_analysis.py
+
+figures: install  ## regenerate every figure and report under results/ from parquet alone
+	@for d in results/*/; do s=$$(basename $$d); [ -f $$d/runs.parquet ] || continue; \
+	  $(BIN)/attnres fit $$s && $(BIN)/attnres figures $$s && $(BIN)/attnres report $$s || exit 1; done
+
+slurm-up:  ## start a real single-node Slurm (root, Debian 12): munge, slurmdbd, slurmctld, slurmd
+	bash scripts/slurm/setup-slurm.sh
+
+slurm-down:  ## stop it
+	bash scripts/slurm/stop-slurm.sh
+
+clean:  ## remove the venv and caches (keeps data/, runs/ and results/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,134 @@
+"""Training: bit-exact resume after SIGKILL, DDP = single process, divergence, learning on real text."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.config import DataConfig, ModelConfig, RunSpec, TrainConfig
+from harness.rundir import TIMING_FIELDS, RunDir
+from harness.train import Schedule, make_schedule, train_run
+
+TINY = dict(vocab_size=256, n_blocks=2, d_model=32, n_heads=4, d_ff=64, seq_len=32)
+
+
+def make_run(tmp_path: Path, name: str, corpus: Path, variant: str = "block", **train) -> RunDir:
+    extra = {"attnres_blocks": 2} if variant == "block" else {}
+    t = dict(tokens=8 * 32 * 60, batch_size=8, lr=3e-3, eval_tokens=2048, log_every_steps=5,
+             eval_every_tokens=8 * 32 * 10, ckpt_every_s=0.0)
+    t.update(train)
+    spec = RunSpec(run_id=name, model=ModelConfig(**TINY, variant=variant, **extra),
+                   train=TrainConfig(**t), data=DataConfig(str(corpus)))
+    run = RunDir(tmp_path / name)
+    run.write_spec(spec.to_dict())
+    return run
+
+
+def rows_without_timing(run: RunDir) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING_FIELDS} for r in run.read_metrics().rows]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
+
+
+def test_resume_bit_exact(tmp_path, corpus):
+    ref = make_run(tmp_path, "ref", corpus)
+    assert train_run(ref.path) == "done"
+    killed = make_run(tmp_path, "killed", corpus)
+    kill_at = random.SystemRandom().randint(7, 52)
+    print(f"killing at step >= {kill_at}")
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "train", "--run-dir", str(killed.path)],
+                            env=child_env(), stdout=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        rows = killed.read_metrics().rows
+        if rows and rows[-1]["step"] >= kill_at:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert killed.state == "running"  # killed mid-run, no chance to clean up
+    assert killed.last_ckpt.exists()
+    assert train_run(killed.path) == "done"
+    a, b = rows_without_timing(ref), rows_without_timing(killed)
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    assert a == b
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_matches_single(tmp_path, corpus):
+    single = make_run(tmp_path, "single", corpus, tokens=8 * 32 * 20, eval_every_tokens=8 * 32 * 5)
+    assert train_run(single.path) == "done"
+    ddp = make_run(tmp_path, "ddp", corpus, tokens=8 * 32 * 20, eval_every_tokens=8 * 32 * 5)
+    port = str(_free_port())
+    procs = [subprocess.Popen([sys.executable, "-m", "harness", "train", "--run-dir", str(ddp.path)],
+                              env=child_env(RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r),
+                                            MASTER_ADDR="127.0.0.1", MASTER_PORT=port),
+                              stdout=subprocess.DEVNULL)
+             for r in range(2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    a, b = single.read_metrics().rows, ddp.read_metrics().rows
+    assert [r["step"] for r in a] == [r["step"] for r in b] and len(a) >= 4
+    assert json.loads(ddp.env_path.read_text())["world_size"] == 2
+    for ra, rb in zip(a, b):
+        assert abs(ra["train_loss"] - rb["train_loss"]) < 1e-5
+        if ra["val_loss"] is not None:
+            assert abs(ra["val_loss"] - rb["val_loss"]) < 1e-5
+
+
+def test_diverged(tmp_path, corpus):
+    run = make_run(tmp_path, "boom", corpus, variant="baseline", lr=1e4, warmup_frac=0.0, grad_clip=1e9)
+    assert train_run(run.path) == "diverged"
+    status = run.read_status()
+    assert status["state"] == "diverged" and "non-finite" in status["message"]
+
+
+def test_learns_below_unigram_entropy(tmp_path, corpus):
+    """A tiny model trained for a few hundred steps on the default corpus beats the unigram model."""
+    from harness.data import unigram_entropy
+
+    run = make_run(tmp_path, "learn", corpus, variant="full", tokens=16 * 32 * 300, batch_size=16,
+                   eval_every_tokens=16 * 32 * 100, eval_tokens=16384, ckpt_every_s=60.0)
+    assert train_run(run.path) == "done"
+    final = [r for r in run.read_metrics().rows if r["kind"] == "eval"][-1]
+    h1 = unigram_entropy(corpus, "val")
+    print(f"val loss {final['val_loss']:.3f} nats vs unigram entropy {h1:.3f} nats")
+    assert final["val_loss"] < h1 - 0.3
+    assert final["depth_alpha"] is not None and len(final["depth_alpha"]) == 2 * TINY["n_blocks"] + 1
+    assert len(final["layer_rms"]) == 2 * TINY["n_blocks"]
+
+
+def test_schedules():
+    cos = Schedule(lr=1.0, total_steps=100, warmup_steps=10, kind="cosine", min_ratio=0.1, decay_steps=0)
+    assert cos(0) == pytest.approx(0.1) and cos(9) == pytest.approx(1.0)
+    assert cos(99) == pytest.approx(0.1) and cos(54) == pytest.approx(0.55, abs=0.02)
+    wsd = Schedule(lr=1.0, total_steps=100, warmup_steps=10, kind="wsd", min_ratio=0.0, decay_steps=20)
+    assert wsd(50) == 1.0 and wsd(79) == 1.0 and wsd(99) == pytest.approx(0.0) and 0 < wsd(90) < 1
+
+
+def test_warmup_scales_with_run():
+    def spec(tokens, **kw):
+        return RunSpec(run_id="x", model=ModelConfig(**TINY), train=TrainConfig(tokens=tokens, batch_size=8, **kw))
+
+    small, big = make_schedule(spec(8 * 32 * 100)), make_schedule(spec(8 * 32 * 1000))
+    assert small.total_steps == 100 and big.total_steps == 1000
+    assert big.warmup_steps == 10 * small.warmup_steps
+    fixed = make_schedule(spec(8 * 32 * 1000, warmup_tokens=8 * 32 * 7))
+    assert fixed.warmup_steps == 7
+    assert math.isclose(small(small.total_steps - 1), 3e-3 * 0.1)

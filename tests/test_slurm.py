@@ -1,0 +1,176 @@
+"""`attnres launch --executor slurm` against a real Slurm cluster (marker ``slurm``).
+
+Needs the single-node cluster of scripts/slurm/setup-slurm.sh (`make slurm-up`; partitions ``debug``
+and ``urgent``, whose jobs preempt ``debug`` jobs) and is run by `make test-slurm` and .ci/run:
+
+    make slurm-up && make test-slurm && make slurm-down
+
+Every run is a very small model (d2 at context 32), so each test takes well under a few minutes.
+Waits go through squeue with timeouts, never through ``job.result()`` (which can hang on a job
+that died without a result).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from test_sweeps import comparable, micro_toml, write_sweep
+
+from harness.rundir import RunDir
+from sweeps.launch import launch, squeue_states, wait_slurm
+from sweeps.spec import expand, load_sweep
+from sweeps.status import sweep_status
+
+pytestmark = [pytest.mark.slurm, pytest.mark.timeout(900)]
+
+LAUNCH = """
+[launch]
+partition = "debug"
+time_min = 60          # > 10: submitit counts every interruption of a short job as a timeout
+cpus_per_task = 1
+mem_gb = 1
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def slurm_cluster():
+    if shutil.which("sinfo") is None:
+        pytest.fail("no Slurm client on this machine; fix: `make slurm-up` (scripts/slurm/setup-slurm.sh)")
+    out = subprocess.run(["sinfo", "-h", "-o", "%P %T"], capture_output=True, text=True, timeout=30)
+    if out.returncode != 0 or not any(s in out.stdout for s in ("idle", "mixed", "allocated")):
+        pytest.fail(f"Slurm is not up ({out.stdout.strip() or out.stderr.strip()}); fix: `make slurm-up`")
+    yield
+
+
+def node_cpus() -> int:
+    out = subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True, timeout=30, check=True)
+    return int(out.stdout.split()[0].rstrip("+"))
+
+
+def wait_done(sweep, runs_root: Path, job_ids: list[str], timeout_s: float = 600) -> list:
+    wait_slurm(job_ids, timeout_s=timeout_s, poll_s=2.0)
+    rows, _ = sweep_status(sweep, runs_root)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, corpus):
+    """The micro sweep launched on Slurm, re-launched while in flight, and waited for."""
+    tmp = tmp_path_factory.mktemp("slurm-sweep")
+    sweep = load_sweep(write_sweep(tmp, micro_toml(corpus, extra=LAUNCH)))
+    runs_root = tmp / "runs"
+    t0 = time.perf_counter()
+    first = launch(sweep, executor="slurm", runs_root=runs_root)
+    early = [r.state for r in sweep_status(sweep, runs_root)[0]]
+    in_flight = launch(sweep, executor="slurm", runs_root=runs_root)  # queued or running: nothing new
+    rows = wait_done(sweep, runs_root, sorted(first.job_ids.values()))
+    return {"sweep": sweep, "runs_root": runs_root, "first": first, "in_flight": in_flight, "early": early,
+            "rows": rows, "seconds": time.perf_counter() - t0}
+
+
+def test_sweep_finishes_on_slurm(finished):
+    first, rows = finished["first"], finished["rows"]
+    assert len(first.submitted) == 2 and len(set(first.job_ids.values())) == 2
+    assert len({j.split("_")[0] for j in first.job_ids.values()}) == 1  # one job array
+    assert set(finished["early"]) <= {"queued", "running"}, finished["early"]  # status right after launch
+    assert [r.state for r in rows] == ["done", "done"], rows
+    for r in rows:
+        status = RunDir(finished["runs_root"] / "micro" / r.run_id).read_status()
+        assert status["executor"] == "slurm" and status["job_id"] == first.job_ids[r.run_id]
+    assert (finished["runs_root"] / "micro" / ".submitit" / "launches.jsonl").exists()
+    print(f"2-run sweep on Slurm: {finished['seconds']:.0f} s")
+
+
+def test_relaunch_submits_nothing(finished):
+    in_flight = finished["in_flight"]
+    assert in_flight.submitted == [], in_flight.decisions
+    assert all(d.reason.startswith("in flight: Slurm job") for d in in_flight.decisions)
+    again = launch(finished["sweep"], executor="slurm", runs_root=finished["runs_root"])
+    assert again.submitted == [] and {d.reason for d in again.decisions} == {"done"}
+    assert not (squeue_states(list(finished["first"].job_ids.values())) or {})
+
+
+def test_ddp_two_tasks(tmp_path, corpus, finished):
+    """tasks_per_node = 2: one run trained by two processes (DDP, gloo on CPU), same result."""
+    text = micro_toml(corpus, variants="baseline = {}", extra=LAUNCH.replace("cpus_per_task = 1",
+                                                                             "cpus_per_task = 1\ntasks_per_node = 2"))
+    sweep = load_sweep(write_sweep(tmp_path, text))
+    t0 = time.perf_counter()
+    result = launch(sweep, executor="slurm", runs_root=tmp_path / "runs")
+    rows = wait_done(sweep, tmp_path / "runs", list(result.job_ids.values()))
+    assert [r.state for r in rows] == ["done"], rows
+    run_id = rows[0].run_id
+    rd = RunDir(tmp_path / "runs" / "micro" / run_id)
+    assert rd.read_env()["world_size"] == 2
+    single = RunDir(finished["runs_root"] / "micro" / run_id)  # same spec, one process
+    ddp_evals = [r for r in rd.read_metrics().rows if r["kind"] == "eval"]
+    one_evals = [r for r in single.read_metrics().rows if r["kind"] == "eval"]
+    assert [r["step"] for r in ddp_evals] == [r["step"] for r in one_evals]
+    for a, b in zip(ddp_evals, one_evals):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+    print(f"2-task DDP run on Slurm: {time.perf_counter() - t0:.0f} s")
+
+
+def test_preempted_run_resumes_bit_exact(tmp_path, corpus):
+    """A run preempted mid-training by a job in the higher-priority partition is requeued by
+    submitit (Checkpointable), resumes from its last checkpoint and ends with the same metrics as an
+    uninterrupted run of the same spec."""
+    steps = 500
+    budget = f'mode = "tokens"\ntokens = {steps * 8 * 32}'
+    text = micro_toml(corpus, variants="baseline = {}", budget=budget, extra=LAUNCH)
+    text = text.replace("eval_every_tokens = 2048", f"eval_every_tokens = {50 * 8 * 32}")
+    sweep = load_sweep(write_sweep(tmp_path, text))
+    (run,) = expand(sweep)
+    ref = launch(sweep, executor="debug", runs_root=tmp_path / "reference")  # uninterrupted, in this process
+    assert ref.final_states == {run.run_id: "done"}
+    t0 = time.perf_counter()
+    result = launch(sweep, executor="slurm", runs_root=tmp_path / "runs")
+    job = result.job_ids[run.run_id]
+    rd = RunDir(tmp_path / "runs" / "micro" / run.run_id)
+
+    # wait until it is well into training and has a checkpoint, then preempt it
+    deadline = time.time() + 300
+    while not (rd.last_ckpt.exists() and int(rd.read_status().get("step") or 0) >= steps // 5):
+        assert time.time() < deadline, rd.read_status()
+        assert rd.state not in ("done", "failed"), "the run ended before it could be preempted"
+        time.sleep(0.2)
+    preempted_at = int(rd.read_status()["step"])
+    urgent = subprocess.run(["sbatch", "--parsable", "-p", "urgent", "-c", str(node_cpus()), "--mem=100M", "-t", "5",
+                             "-J", "urgent-blocker", "-o", "/dev/null", "--wrap", "sleep 15"],
+                            capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    seen = []  # what `attnres status` reports over time
+    try:
+        deadline = time.time() + 600
+        while (squeue_states([job]) or {}).get(job) is not None:
+            state = sweep_status(sweep, tmp_path / "runs")[0][0].state
+            if not seen or seen[-1] != state:
+                seen.append(state)
+            assert time.time() < deadline, f"job {job} still queued: {squeue_states([job])}"
+            time.sleep(0.5)
+    finally:
+        subprocess.run(["scancel", urgent], timeout=60)
+    status = rd.read_status()
+    assert status["state"] == "done", status
+    assert status["attempts"] >= 2, status
+    assert "preempted" in seen and seen.index("preempted") < len(seen) - 1, seen  # reported, then ran again
+    assert "resumed from" in rd.log_path.read_text()
+    reference = RunDir(tmp_path / "reference" / "micro" / run.run_id).read_metrics().rows
+    assert comparable(rd.read_metrics().rows) == comparable(reference)
+    print(f"preempted at step {preempted_at}/{steps}; status went {' -> '.join(seen)}; "
+          f"{time.perf_counter() - t0:.0f} s")
+
+
+def test_refused_submission_fails_cleanly(tmp_path, corpus):
+    """sbatch refusing the array (an unknown partition) is a LaunchError naming [launch]; the runs are
+    left failed ("not submitted"), so the next launch retries them instead of thinking them queued."""
+    from sweeps.launch import LaunchError
+
+    sweep = load_sweep(write_sweep(tmp_path, micro_toml(corpus, extra=LAUNCH.replace('"debug"', '"nosuch"'))))
+    with pytest.raises(LaunchError, match=r"\[launch\]"):
+        launch(sweep, executor="slurm", runs_root=tmp_path / "runs")
+    rows, _ = sweep_status(sweep, tmp_path / "runs")
+    assert {r.state for r in rows} == {"failed"} and all("not submitted" in r.detail for r in rows)

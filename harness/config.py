@@ -192,6 +192,7 @@ class RunSpec:
     size: str = "custom"  # size name in its ladder (e.g. "d4")
     ladder: str = "custom"
     axes: dict[str, Any] = field(default_factory=dict)  # values of extra sweep axes (e.g. {"lr": 3e-3})
+    arm: str = ""  # the sweep's name for this arm ("" = model.variant); ablation arms may share a variant
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -207,6 +208,7 @@ class RunSpec:
             size=d.get("size", "custom"),
             ladder=d.get("ladder", "custom"),
             axes=dict(d.get("axes", {})),
+            arm=d.get("arm", ""),
         )
 
 

@@ -399,6 +399,8 @@ def _spec_columns(rd: RunDir, run_id: str, sweep: str, started: bool, problems: 
         problems.append("spec.json is corrupt")
         return {}, {"axes": None, "axis_values": {}}
     cols = {**_columns_from(spec, _SPEC_PATHS, "spec.json", problems), **_shape_columns(spec)}
+    if spec.get("arm"):  # the sweep's arm name (ablation arms may share a residual variant)
+        cols["variant"] = str(spec["arm"])
     for key, want in (("run_id", run_id), ("sweep", sweep)):
         if spec.get(key) != want:
             problems.append(f"spec.json: {key} is {spec.get(key)!r}, the directory says {want!r}")
@@ -717,11 +719,23 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_collect)
 
 
+def _planned_run_ids(sweep: str) -> list[str] | None:
+    """The run ids the sweep file plans, so runs never launched show up as pending; None when
+    there is no sweep file (results collected from a runs directory alone)."""
+    from sweeps.spec import SweepError, expand, load_sweep
+
+    try:
+        return [r.run_id for r in expand(load_sweep(sweep))]
+    except (SweepError, FileNotFoundError):
+        return None
+
+
 def _cmd_collect(args: argparse.Namespace) -> int:
     try:
         runs_root = args.runs_root or os.environ.get("ATTNRES_RUNS_ROOT", "runs")  # as sweeps.launch does
-        summary = collect(sweep_name(args.sweep), runs_root=runs_root, results_root=args.results_root,
-                          workers=args.workers)
+        name = sweep_name(args.sweep)
+        summary = collect(name, runs_root=runs_root, results_root=args.results_root, workers=args.workers,
+                          expected_run_ids=_planned_run_ids(args.sweep))
     except (FileNotFoundError, ValueError) as e:
         print(f"attnres collect: {e}", file=sys.stderr)
         return 2

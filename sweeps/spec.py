@@ -47,7 +47,7 @@ import itertools
 import json
 import os
 import re
-import sys
+import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,11 +58,6 @@ from harness.config import ConfigError, DataConfig, ModelConfig, RunSpec, TrainC
 from harness.ladder import LADDERS
 from harness.residuals import VARIANTS
 from sweeps import rules
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 needs the backport
-    import tomli as tomllib
 
 SWEEPS_DIR = Path(__file__).resolve().parent
 
@@ -693,9 +688,6 @@ def _expand_one(sweep: Sweep, arm: Arm, size: str, axis_values: dict[str, Any]) 
                **{k: "[axes]" for k in train_axes}}
     explicit = {**sweep.train, **arm.train, **train_axes}
     axis_tag = "-".join(f"{k}{_fmt(v)}" for k, v in axis_values.items())
-    # several arms may share a residual variant (ablations: Full vs Block without key norm): then
-    # every run of the sweep records its arm as an axis, so results can tell them apart
-    arm_axis = {"arm": arm.name} if any(a.name != a.model["variant"] for a in sweep.arms) else {}
     points = _budget_points(sweep, size, model, base)
     if not points:
         return []
@@ -717,7 +709,7 @@ def _expand_one(sweep: Sweep, arm: Arm, size: str, axis_values: dict[str, Any]) 
         name = "-".join(p for p in (sweep.name, arm.name, size, point.tag, axis_tag, f"s{train.seed}") if p)
         run_id = f"{_slug(name)}-{config_hash(model, train, data)}"
         spec = RunSpec(run_id=run_id, model=model, train=train, data=data, sweep=sweep.name, size=size,
-                       ladder=sweep.ladder, axes={**arm_axis, **point.axis, **axis_values})
+                       ladder=sweep.ladder, axes={**point.axis, **axis_values}, arm=arm.name)
         return PlannedRun(spec=spec, arm=arm.name, budget=point.tag, depends_on=depends_on)
 
     if sweep.budget.mode != "wsd":

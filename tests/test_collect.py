@@ -424,7 +424,8 @@ def test_cli_prints_the_summary_and_strict_fails_on_problems(roots, capsys):
     args = parser.parse_args(["collect", "sweeps/demo.toml", "--runs-root", str(runs), "--results-root", str(results)])
     assert args.func(args) == 0
     out = capsys.readouterr().out
-    assert "collect demo: 1 runs (done 1)" in out and "runs.parquet (1 rows)" in out
+    # the sweep file plans 12 runs: never-launched ones are listed as pending, the stray run is flagged
+    assert "collect demo: 13 runs (done 1, pending 12)" in out and "a: not one of the sweep's planned runs" in out
     make_run(runs, "b", n_evals=4, evals_done=3)
     args = parser.parse_args(["collect", SWEEP, "--strict", "--runs-root", str(runs), "--results-root", str(results)])
     assert args.func(args) == 1

@@ -152,10 +152,10 @@ def test_global_axis_and_arm_name(tmp_path, corpus):
         "[axes]\nwarmup_frac = [0.0, 0.1]\n"
     runs = expand(load_sweep(write_sweep(tmp_path, text)))
     assert len(runs) == 2
-    assert all(r.spec.axes["arm"] == "block4" and "warmup_frac" in r.spec.axes for r in runs)
+    assert all(r.spec.arm == "block4" and set(r.spec.axes) == {"warmup_frac"} for r in runs)
     ablations = expand(load_sweep("ablations"))  # arms sharing a variant: every run records its arm
-    assert {r.spec.axes["arm"] for r in ablations} == {a.name for a in load_sweep("ablations").arms}
-    assert not any("arm" in r.spec.axes for r in expand(load_sweep("demo")))
+    assert {r.spec.arm for r in ablations} == {a.name for a in load_sweep("ablations").arms}
+    assert all(r.spec.arm == r.spec.model.variant for r in expand(load_sweep("demo")))
 
 
 def test_isoflop_expansion():

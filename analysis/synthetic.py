@@ -30,13 +30,17 @@ import pyarrow.parquet as pq
 
 from analysis.fits import ChinchillaLaw
 from analysis.load import FLOPS_PER_PFDAY
+from harness.accounting import param_counts
+from harness.config import ModelConfig
+from harness.ladder import LADDERS
+from harness.residuals import VARIANTS
 
 
 @dataclass(frozen=True)
 class SyntheticSweep:
     sweep: str = "synthetic"
     multipliers: dict[str, float] = field(default_factory=lambda: {"baseline": 1.0, "block": 1.25, "full": 1.3})
-    depths: tuple[int, ...] = (2, 3, 4, 5)  # sizes d2.. of the tiny ladder (n_blocks = d, d_model = 8 (d + 1))
+    depths: tuple[int, ...] = (2, 3, 4, 5)  # sizes d2.. of the tiny ladder (harness/ladder.py)
     seeds: tuple[int, ...] = (0,)
     tokens_per_param: float = 20.0
     # baseline law L = E + A C^-alpha, C in PF-days (tiny CPU models: C ~ 1e-8..1e-6 PF-days)
@@ -64,20 +68,21 @@ class SyntheticSweep:
 
 
 def _shape(depth: int) -> dict[str, int]:
-    d_model = 8 * (depth + 1)
-    return {"n_blocks": depth, "n_layers": 2 * depth, "d_model": d_model, "n_heads": d_model // 8,
-            "d_ff": int(math.ceil(8 * d_model / 3 / 8) * 8)}
+    """The tiny ladder's size d<depth> (harness/ladder.py), so synthetic runs look like real ones."""
+    s = LADDERS["tiny"][f"d{depth}"]
+    return {"n_blocks": s.n_blocks, "n_layers": 2 * s.n_blocks, "d_model": s.d_model, "n_heads": s.n_heads,
+            "d_ff": s.d_ff}
 
 
 def _params(shape: dict[str, int], vocab: int, variant: str) -> dict[str, int]:
-    d, nb, dff = shape["d_model"], shape["n_blocks"], shape["d_ff"]
-    attention, mlp, norms = 4 * d * d * nb, 3 * d * dff * nb, (2 * nb + 1) * d
-    attnres = 0 if variant == "baseline" else (2 * nb + 1) * 2 * d  # a pseudo-query + key-norm gain per layer
-    emb = lm_head = vocab * d
-    non_emb = attention + mlp + norms + attnres
-    return {"params_total": non_emb + emb + lm_head, "params_non_embedding": non_emb, "params_embedding": emb,
-            "params_lm_head": lm_head, "params_attention": attention, "params_mlp": mlp, "params_norms": norms,
-            "params_attnres": attnres}
+    """Parameter groups from harness.accounting (unknown variant names count as Full AttnRes)."""
+    v = variant if variant in VARIANTS else "full"
+    cfg = ModelConfig(vocab_size=vocab, n_blocks=shape["n_blocks"], d_model=shape["d_model"],
+                      n_heads=shape["n_heads"], d_ff=shape["d_ff"], variant=v,
+                      **({"layers_per_block": 2} if v == "block" else {}))
+    counts = param_counts(cfg).as_dict()
+    return {f"params_{g}": counts[g] for g in ("total", "non_embedding", "embedding", "lm_head", "attention",
+                                                "mlp", "norms", "attnres")}
 
 
 def _flops_per_token(p: dict[str, int], shape: dict[str, int], seq_len: int) -> float:

@@ -1,7 +1,9 @@
 """Size ladders: named model shapes, generated from a depth dial (run rules live in sweeps/rules.py).
 
-    tiny   CPU ladder, byte-level: n_blocks = d, d_model = 8 (d + 1), head_dim 8,
-           d_ff = 8/3 d_model rounded up to a multiple of 8.       sizes d2 .. d8
+    tiny   CPU ladder, byte-level: n_blocks = d, d_model = 4 (d + 4), 2 heads,
+           d_ff = 8/3 d_model rounded up to a multiple of 8.       sizes d2 .. d8 (26k .. 247k params)
+           Width grows slowly so params span ~4x over d2..d5 at a compute a 2-core laptop trains
+           in minutes; 2 heads keep head_dim >= 12 (measured: head_dim 8 made CPU SDPA ~1.6x slower).
     small  GPU ladder (nanochat's rule: width = 64 x depth): n_blocks = d, d_model = 64 d,
            head_dim 64, d_ff = 8/3 d_model rounded up to 64.        sizes d4 .. d16
     paper  the five shapes of the paper's Table 2 (n_blocks, heads = n_blocks, d_model as published;
@@ -10,7 +12,7 @@
            non-embedding parameters (attention + MLP) match the table's *activated* parameters:
            d_ff = (N_act / n_blocks - 4 d^2) / (3 d), rounded to a multiple of 64. Context 8192.
 
-    shape = model_shape("tiny", "d4")          # -> Shape(n_blocks=4, d_model=40, ...)
+    shape = model_shape("tiny", "d4")          # -> Shape(n_blocks=4, d_model=32, n_heads=2, ...)
     cfg = model_config("tiny", "d4", variant="block", attnres_blocks=4, vocab_size=256)
 """
 
@@ -39,10 +41,8 @@ class Shape:
     reference: dict[str, Any] = field(default_factory=dict)
 
 
-def _dial(depth: int, width_per_depth: int, width_offset: int, head_dim: int, ff_multiple: int,
-          seq_len: int) -> Shape:
-    d_model = width_per_depth * (depth + width_offset)
-    return Shape(n_blocks=depth, d_model=d_model, n_heads=d_model // head_dim,
+def _dial(depth: int, d_model: int, n_heads: int, ff_multiple: int, seq_len: int) -> Shape:
+    return Shape(n_blocks=depth, d_model=d_model, n_heads=n_heads,
                  d_ff=_round_up(8 * d_model / 3, ff_multiple), seq_len=seq_len)
 
 
@@ -71,8 +71,8 @@ def _paper_shapes() -> dict[str, Shape]:
 
 
 LADDERS: dict[str, dict[str, Shape]] = {
-    "tiny": {f"d{d}": _dial(d, 8, 1, 8, 8, 128) for d in range(2, 9)},
-    "small": {f"d{d}": _dial(d, 64, 0, 64, 64, 1024) for d in range(4, 17, 2)},
+    "tiny": {f"d{d}": _dial(d, 4 * (d + 4), 2, 8, 128) for d in range(2, 9)},
+    "small": {f"d{d}": _dial(d, 64 * d, d, 64, 1024) for d in range(4, 17, 2)},
     "paper": _paper_shapes(),
 }
 

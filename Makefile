@@ -33,8 +33,6 @@ demo: install  ## the embedded end-to-end run: data -> train the tiny ladder -> 
 	$(BIN)/attnres plan $(SWEEP)
 	$(BIN)/attnres launch $(SWEEP) --executor local --workers $(WORKERS)
 	$(BIN)/attnres collect $(SWEEP)
-	$(BIN)/attnres fit $(SWEEP)
-	$(BIN)/attnres figures $(SWEEP)
 	$(BIN)/attnres report $(SWEEP)
 
 test: install  ## the default test suite (fast; no slow and no Slurm tests)
@@ -57,8 +55,8 @@ bench: install  ## benchmarks: AttnRes overhead ratios, collector and analysis s
 	$(BIN)/python bench/bench_analysis.py
 
 figures: install  ## regenerate every figure and report under results/ from parquet alone
-	@for d in results/*/; do s=$$(basename $$d); [ -f $$d/runs.parquet ] || continue; \
-	  $(BIN)/attnres fit $$s && $(BIN)/attnres figures $$s && $(BIN)/attnres report $$s || exit 1; done
+	@for d in results/*/; do [ -f $$d/runs.parquet ] || continue; \
+	  $(BIN)/attnres report $$(basename $$d) || exit 1; done
 
 slurm-up:  ## start a real single-node Slurm (root, Debian 12): munge, slurmdbd, slurmctld, slurmd
 	bash scripts/slurm/setup-slurm.sh

@@ -315,7 +315,7 @@ def test_local_executor_two_workers(tmp_path, corpus):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(4 * 3600)
+@pytest.mark.timeout(40 * 60)
 def test_demo_local_two_workers(tmp_path, corpus):
     """demo.toml end to end with the local executor and 2 workers (the README's laptop path)."""
     sweep = load_sweep("demo")

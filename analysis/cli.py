@@ -143,6 +143,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         r = regenerate(rd, _options(args))
     except (AnalysisInputError, ValueError) as e:
         return _fail("report", e)
+    from analysis.report import headline_lines
+
+    print("\n".join(headline_lines(r.analysis, markdown=False)))
+    print("figures: " + ", ".join(str(p) for p in r.figures if p.suffix == ".png"))
     print(f"wrote {r.report} ({r.fits.name}, {len(r.figures)} figure files) in {r.elapsed_s:.1f} s")
     return 0
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 import statistics
 import sys
@@ -99,7 +100,7 @@ def cuda_sizes(quick: bool) -> list[Size]:
 
 
 def _ff(d_model: int) -> int:
-    return -(-8 * d_model // 3 // 8) * 8  # SwiGLU 8/3 d, rounded up to a multiple of 8 (harness/ladder.py)
+    return math.ceil(8 * d_model / 3 / 64) * 64  # SwiGLU 8/3 d, rounded up to 64 (the "small" ladder's rule)
 
 
 # ----------------------------------------------------------------------------- measurement

@@ -9,6 +9,7 @@ Each package registers its own subcommands:
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 
@@ -33,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE"):  # `attnres plan demo | head` ends quietly, like any Unix tool
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
     args = parser.parse_args(argv)
     rc = args.func(args)

@@ -43,7 +43,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import secrets
 import sys
 import time
 from collections import Counter
@@ -58,7 +57,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from harness.rundir import STATES, RunDir
+from harness.rundir import STATES, RunDir, atomic_write_bytes
 
 FLOPS_PER_PFDAY = 1e15 * 86400  # 8.64e19: one petaFLOP/s sustained for a day
 CACHE_VERSION = 1  # bump when a cached row would be computed differently
@@ -502,18 +501,7 @@ def _write_atomic(path: Path, data: bytes) -> bool:
             return False
     except FileNotFoundError:
         pass
-    # not mkstemp: its 0600 would make results unreadable to the rest of the group; this honours umask
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
     return True
 
 

@@ -133,6 +133,17 @@ def git_commit() -> str:
         return "unknown"
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
 def environment(device: torch.device, dist_info: DistInfo) -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -140,7 +151,7 @@ def environment(device: torch.device, dist_info: DistInfo) -> dict[str, Any]:
         own = version("attnres-scaling")
     except PackageNotFoundError:
         own = "unknown"
-    dev = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
+    dev = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     return {"versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "numpy": np.__version__, "attnres": own},
             "git_commit": git_commit(), "hostname": socket.gethostname(), "device": f"{device.type}:{dev}",

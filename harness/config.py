@@ -118,6 +118,7 @@ class ModelConfig:
 
 
 SCHEDULES = ("cosine", "wsd", "constant")
+DTYPES = ("auto", "float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -144,10 +145,14 @@ class TrainConfig:
     ckpt_every_s: float = 300.0  # wall-clock checkpoint period (plus one at every evaluation)
     save_at_tokens: tuple[int, ...] = ()  # extra kept checkpoints (WSD branch points)
     init_from: str | None = None  # checkpoint to branch from (WSD cool-down); relative to runs root
-    dtype: str = "float32"  # or "bfloat16" (autocast; GPU)
+    dtype: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | float32 (TF32 matmuls on CUDA) | bfloat16
     compile: bool = False
     threads: int = 1  # intra-op threads per process on CPU (many 1-thread processes beat one big one)
     device: str = "auto"  # auto | cpu | cuda
+    # recompute each sublayer's activations in the backward instead of keeping them (less memory,
+    # ~1/3 more compute; same results): `attnres plan` says when a run needs it
+    activation_checkpointing: bool = False
+    init_from_outside_runs: bool = False  # allow init_from to leave the runs root (harness/checkpoint.py)
 
     def __post_init__(self) -> None:
         if self.tokens < 1:
@@ -166,8 +171,8 @@ class TrainConfig:
             _fail("decay_frac", f"got {self.decay_frac}", "use a fraction in [0, 1]")
         if not 0 <= self.min_lr_ratio <= 1:
             _fail("min_lr_ratio", f"got {self.min_lr_ratio}", "use a ratio in [0, 1]")
-        if self.dtype not in ("float32", "bfloat16"):
-            _fail("dtype", f"got {self.dtype!r}", "use 'float32' or 'bfloat16'")
+        if self.dtype not in DTYPES:
+            _fail("dtype", f"got {self.dtype!r}", f"use one of {DTYPES}")
         if self.device not in ("auto", "cpu", "cuda"):
             _fail("device", f"got {self.device!r}", "use 'auto', 'cpu' or 'cuda'")
         if self.threads < 1:

@@ -240,9 +240,12 @@ class _SplitWriter:
         self.n_docs += n_docs
 
     def close(self) -> dict:
+        from harness.tokencheck import sampled_sha256  # training's cheap start check (harness/tokencheck.py)
+
         self._f.close()
         return {"file": self.path.name, "n_tokens": self.n_tokens, "n_docs": self.n_docs,
-                "sha256": self._sha.hexdigest(), "unigram_entropy": _entropy(self.counts)}
+                "sha256": self._sha.hexdigest(), "sampled_sha256": sampled_sha256(self.path),
+                "unigram_entropy": _entropy(self.counts)}
 
 
 def _entropy(counts: np.ndarray) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from harness.config import ModelConfig
@@ -46,7 +47,23 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return torch.cat([x1 * c - x2 * s, x1 * s + x2 * c], dim=-1)
 
 
-class Attention(nn.Module):
+class Sublayer(nn.Module):
+    """One layer f_l. With ``checkpoint`` set (TrainConfig.activation_checkpointing), training keeps only
+    the sublayer's input and recomputes the rest in the backward (torch.utils.checkpoint, non-reentrant:
+    autocast state and RNG are replayed, so the results are the same)."""
+
+    checkpoint = False
+
+    def forward(self, h: Tensor) -> Tensor:
+        if self.checkpoint and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(self.compute, h, use_reentrant=False)
+        return self.compute(h)
+
+    def compute(self, h: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class Attention(Sublayer):
     """PreNorm causal self-attention sublayer: f(h) = W_o SDPA(RoPE(W_q n), RoPE(W_k n), W_v n), n = norm(h)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -62,7 +79,7 @@ class Attention(nn.Module):
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
 
-    def forward(self, h: Tensor) -> Tensor:
+    def compute(self, h: Tensor) -> Tensor:
         B, T, D = h.shape
         x = self.norm(h)
         q, k, v = (w(x).view(B, T, self.n_heads, -1).transpose(1, 2) for w in (self.wq, self.wk, self.wv))
@@ -71,7 +88,7 @@ class Attention(nn.Module):
         return self.wo(y.transpose(1, 2).reshape(B, T, -1))
 
 
-class MLP(nn.Module):
+class MLP(Sublayer):
     """PreNorm SwiGLU sublayer: f(h) = W_2 (silu(W_1 n) * W_3 n), n = norm(h)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -81,7 +98,7 @@ class MLP(nn.Module):
         self.w3 = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
         self.w2 = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
 
-    def forward(self, h: Tensor) -> Tensor:
+    def compute(self, h: Tensor) -> Tensor:
         x = self.norm(h)
         return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
@@ -113,6 +130,10 @@ class LM(nn.Module):
                 nn.init.normal_(p, std=std / math.sqrt(self.cfg.n_layers))
             else:
                 nn.init.normal_(p, std=std)
+
+    def set_activation_checkpointing(self, on: bool) -> None:
+        for layer in self.layers:
+            layer.checkpoint = on
 
     def forward(self, idx: Tensor) -> Tensor:
         x = self.embed(idx)  # B, T, D

@@ -6,10 +6,14 @@
         status.json      {"state", "message", "step", "tokens", "updated", "attempts", "job_id"}
         metrics.jsonl    one JSON object per line (schema: METRIC_FIELDS, see README)
         train.log        human-readable progress lines (never parsed)
-        ckpt/last.pt     latest full training state (atomic replace)
-        ckpt/tokens_<n>.pt  kept checkpoints at requested token counts (WSD branch points)
+        lock             flock'ed by the one process that trains the run (harness/runlock.py)
+        cancelled.json   present after `attnres cancel`: launch leaves the run alone unless asked
+        ckpt/last.pt     latest full training state (atomic replace; tensors and plain data only)
+        ckpt/last.json   what the checkpoint holds (run, step, tokens, time), human-readable
+        ckpt/tokens_<n>.pt  kept checkpoints at requested token counts (WSD branch points), + .json
 
-States: pending (no directory or no status), running, done, failed, diverged, preempted.
+States: pending (no directory or no status), queued, running, done, failed, diverged, preempted,
+cancelled (stopped on purpose by `attnres cancel`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STATES = ("pending", "queued", "running", "done", "failed", "diverged", "preempted")
+STATES = ("pending", "queued", "running", "done", "failed", "diverged", "preempted", "cancelled")
+CANCEL_MARK = "cancelled.json"
 FINAL_STATES = ("done", "failed", "diverged")
 
 # metrics.jsonl columns: name -> (type, unit). "eval" rows add val_loss and, for AttnRes models,
@@ -39,11 +44,17 @@ METRIC_FIELDS: dict[str, tuple[str, str]] = {
     "grad_norm": ("float", "global L2 norm before clipping, last step"),
     "tokens_per_s": ("float", "training throughput since the previous row (all processes)"),
     "elapsed_s": ("float", "wall seconds of training, summed over restarts"),
+    "mfu": ("float|null", "model FLOPs utilisation since the previous row (GPU with a known peak; harness/devices.py)"),
     "layer_rms": ("list[float]|null", "RMS of each sublayer output at eval (Figure 5)"),
     "depth_alpha": ("list[list[float]]|null", "alpha_{i->l} averaged over tokens (Figure 8)"),
 }
 # fields that depend on wall-clock time and so differ between otherwise identical runs
-TIMING_FIELDS = ("tokens_per_s", "elapsed_s")
+TIMING_FIELDS = ("tokens_per_s", "elapsed_s", "mfu")
+
+
+def is_cancelled(run_dir: str | os.PathLike[str]) -> bool:
+    """True after `attnres cancel` marked the run (until `launch --include-cancelled` clears it)."""
+    return (Path(run_dir) / CANCEL_MARK).exists()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

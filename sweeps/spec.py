@@ -63,7 +63,8 @@ SWEEPS_DIR = Path(__file__).resolve().parent
 
 # TrainConfig settings that change how a run executes, not what it computes: left out of the hash,
 # so the same run keeps its id on another machine or executor (threads are set per executor).
-EXECUTION_ONLY = ("threads", "device", "ckpt_every_s", "log_every_steps")
+EXECUTION_ONLY = ("threads", "device", "ckpt_every_s", "log_every_steps", "activation_checkpointing",
+                  "init_from_outside_runs")
 
 MODES = ("ratio", "tokens", "reference", "isoflop", "wsd")
 _MODE_KEYS = {

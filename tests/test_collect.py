@@ -55,7 +55,7 @@ def metric_row(spec: dict, kind: str, step: int, attempt: int = 0) -> dict:
     loss = 5.0 * (step + 1) ** -0.2 + 0.01 * spec["train"]["seed"] + 0.001 * attempt
     row = {"kind": kind, "step": step, "tokens": tokens,
            "flops": spec["derived"]["flops_per_token"]["train"] * tokens, "train_loss": loss, "val_loss": None,
-           "lr": 1e-3, "grad_norm": 0.5, "tokens_per_s": 1000.0, "elapsed_s": step * 0.1,
+           "lr": 1e-3, "grad_norm": 0.5, "tokens_per_s": 1000.0, "elapsed_s": step * 0.1, "mfu": None,
            "layer_rms": None, "depth_alpha": None}
     if kind == "eval":
         row["val_loss"] = loss + 0.05

@@ -2,22 +2,30 @@
 
     attnres launch demo                              # local: this machine, --workers runs at a time
     attnres launch paper --executor slurm            # Slurm job arrays through submitit; returns at once
+    attnres launch paper --executor slurm --dry-run  # what would be submitted, and the sbatch script
     attnres launch demo --executor debug             # in this process, one run after another (tests)
     python -m sweeps.launch RUN_DIR                  # one training process (what local workers run)
 
-Idempotent. For every planned run it reads ``<runs_root>/<sweep>/<run_id>/status.json``:
-    done, diverged                          skipped (a diverged run would diverge again)
-    queued/running/preempted, owner alive   skipped: a Slurm job still in ``squeue``, or a live
-                                            local process (pid on this host)
-    anything else (new, failed, stale)      (re)submitted; training resumes from ckpt/last.pt
+Idempotent. For every planned run:
+    done, diverged                  skipped (a diverged run would diverge again); a Slurm job still
+                                    queued for a done run (requeued as it finished) is cancelled
+    cancelled (`attnres cancel`)    skipped unless --include-cancelled
+    locked                          skipped: a process trains it now (harness.runlock: the trainer
+                                    holds <run_dir>/lock from its first action to its exit)
+    its Slurm job in squeue         skipped: queued (or starting) in Slurm
+    anything else                   (re)submitted; training resumes from ckpt/last.pt
+Decisions come from the lock and the scheduler, never from a pid written into status.json. The
+local executor takes a run's lock before it starts the worker and hands it over (an inherited file
+descriptor), so a launcher killed while its worker still starts leaves the run locked, and
+``--workers`` bounds the trainers of the sweep that hold a lock, orphans of an earlier launch included.
 A WSD branch waits for its trunk: on Slurm through a job dependency (afterany) unless the trunk's
 kept checkpoint already exists; locally it starts once the checkpoint file appears.
 
-Slurm: one job array per ``executor.batch()`` (``slurm_array_parallelism`` from [launch]); the
-submitted callable is ``TrainJob``, a ``submitit.helpers.Checkpointable``: on preemption or timeout
-submitit calls ``checkpoint()`` and requeues the job, which resumes from the run's last checkpoint
-(training checkpoints every ``ckpt_every_s`` and at every evaluation). Tasks per node > 1 start
-DDP (harness.distributed reads the Slurm environment). submitit's files are kept in
+Slurm: one job array per ``executor.batch()`` (``slurm_array_parallelism`` from [launch]); each task
+is renamed to its run id (``squeue -o %j``). The submitted callable is ``TrainJob``, a
+``submitit.helpers.Checkpointable``: on preemption or timeout Slurm sends SIGUSR2; training saves a
+checkpoint at the next step boundary and then lets submitit requeue the job, which resumes from that
+exact step (harness.stopping). Tasks per node > 1 start DDP. submitit's files are kept in
 ``<runs_root>/<sweep>/.submitit/<job id>/``, and every submission is appended to
 ``<runs_root>/<sweep>/.submitit/launches.jsonl``.
 """
@@ -38,19 +46,24 @@ from typing import Any
 
 import submitit
 
-from harness.rundir import RunDir
+from harness.rundir import CANCEL_MARK, RunDir, is_cancelled
+from harness.runlock import FD_ENV, RunLock, describe_holder, inherited, is_locked
+from sweeps import slurm
+from sweeps.progress import fmt_duration, fmt_rate, run_progress, sweep_progress
+from sweeps.slurm import (
+    SLURM_ALIVE,
+    WORKER_ENV,
+    find_job,
+    slurm_executor,
+    squeue_jobs,
+    squeue_states,
+    wait_slurm,
+)
 from sweeps.spec import EXECUTION_ONLY, PlannedRun, Sweep, SweepError, data_key, expand
 
 EXECUTORS = ("local", "slurm", "debug")
 ACTIVE_STATES = ("queued", "running", "preempted")  # a process or job may still own the run
 SKIP_STATES = ("done", "diverged")
-# squeue states of a job that still exists (and so still owns its run)
-SLURM_ALIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
-               "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING", "PREEMPTED"}
-# a training process's environment: one thread (many 1-thread processes beat one big one on CPU),
-# and glibc malloc that keeps freed memory mapped (measured: up to 1.6x fewer page-fault stalls)
-WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "8589934592"}
 # variables that would make a local training process think it is one rank of a DDP job
 _DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS",
               "SLURM_LOCALID", "SLURM_JOB_ID", "SLURM_JOB_NODELIST", "SLURM_LAUNCH_NODE_IPADDR")
@@ -73,33 +86,46 @@ def _rank() -> int:
     return env_dist_info().rank
 
 
-def _job_id() -> str | None:
-    env = os.environ
-    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
-        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
-    return env.get("SLURM_JOB_ID")
+def _world() -> int:
+    from harness.distributed import env_dist_info
+
+    return env_dist_info().world_size
 
 
-def run_training(run_dir: str | os.PathLike[str], executor: str = "local") -> str:
-    """One training process: record who owns the run (pid, host, Slurm job), then train/resume it."""
+def run_training(run_dir: str | os.PathLike[str], executor: str = "local", lock: RunLock | None = None) -> str:
+    """One training process: take the run's lock (one process: here, first; DDP: rank 0, in the
+    trainer), record who trains it (pid, host, Slurm job), then train/resume it."""
     from harness.train import train_run
 
     run = RunDir(run_dir)
+    if _world() == 1 and lock is None:
+        lock = RunLock(run.path)
+        if not lock.acquire(executor=executor):
+            print(f"[{run.path.name}] {describe_holder(run.path)}: another process trains this run; not starting",
+                  file=sys.stderr, flush=True)
+            return "locked"
     if _rank() == 0:
         owner = {"executor": executor, "pid": os.getpid(), "host": socket.gethostname()}
-        job = _job_id()
+        job = slurm.job_env()
         if job:
             owner["job_id"] = job
-        run.set_status("running", "starting", **owner)
-    return train_run(run.path)
+        if run.state not in ("done", "diverged", "cancelled"):
+            run.set_status("running", "starting", **owner)
+    try:
+        return train_run(run.path, lock=lock)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 class TrainJob(submitit.helpers.Checkpointable):
     """What a Slurm (or debug) job runs: ``train_run`` on one run directory.
 
-    On preemption/timeout submitit calls ``checkpoint`` (task 0) and requeues the job. The training
-    state is already on disk (``ckpt/last.pt``), so the resubmission is this same job: it resumes
-    from that checkpoint, and the steps since it are recomputed bit-exactly."""
+    Preemption/timeout: Slurm sends SIGUSR2. While training, the trainer only notes it, saves
+    ckpt/last.pt at the next step boundary and then hands the signal to submitit, which calls
+    ``checkpoint`` (task 0) and requeues the job; the resubmission resumes from that checkpoint, at
+    the step where training stopped. Before or after training (imports, data checks, the end) the
+    signal reaches submitit directly: nothing new is unsaved then."""
 
     def __init__(self, run_dir: str, executor: str = "slurm") -> None:
         self.run_dir = str(run_dir)
@@ -110,79 +136,11 @@ class TrainJob(submitit.helpers.Checkpointable):
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         if _rank() == 0:
-            RunDir(self.run_dir).set_status("preempted", "preempted or timed out; requeued, resumes from "
-                                            "ckpt/last.pt", job_id=_job_id())
+            rd = RunDir(self.run_dir)
+            if rd.state not in ("done", "diverged", "cancelled"):
+                rd.set_status("preempted", rd.read_status().get("message") or "preempted or timed out; requeued, "
+                              "resumes from ckpt/last.pt", job_id=slurm.job_env())
         return submitit.helpers.DelayedSubmission(TrainJob(self.run_dir, self.executor))
-
-
-# ----------------------------------------------------------------------------- who owns a run
-
-
-def squeue_states(job_ids: list[str]) -> dict[str, str] | None:
-    """Job id ('123' or '123_4') -> squeue state for the jobs still known to Slurm; None if squeue
-    is unavailable (then nothing can be said about Slurm jobs)."""
-    if not job_ids:
-        return {}
-    base = sorted({j.split("_")[0] for j in job_ids})
-    try:
-        out = subprocess.run(["squeue", "-h", "-r", "-j", ",".join(base), "-o", "%i|%T"], capture_output=True,
-                             text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if out.returncode != 0:
-        # squeue exits 1 for "Invalid job id specified" when every job has left the queue
-        if "Invalid job id" in out.stderr:
-            return {}
-        return None
-    states: dict[str, str] = {}
-    for line in out.stdout.splitlines():
-        jid, _, state = line.strip().partition("|")
-        if jid:
-            states[jid] = state
-    return states
-
-
-def pid_alive(pid: int, run_dir: Path) -> bool:
-    """A process with this pid exists here and is a training process for this run."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():  # guard against a recycled pid
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            return True
-        return run_dir.name in text or "python" in text
-    return True
-
-
-@dataclass(frozen=True)
-class Owner:
-    alive: bool | None  # None: cannot tell (a Slurm job but no squeue; a process on another host)
-    what: str
-
-
-def run_owner(status: dict[str, Any], run_dir: Path, slurm: dict[str, str] | None) -> Owner:
-    """Who, if anyone, is training (or about to train) this run right now."""
-    job = status.get("job_id")
-    if job:
-        if slurm is None:
-            return Owner(None, f"Slurm job {job} (squeue unavailable)")
-        state = slurm.get(str(job))
-        if state is None and "_" in str(job):  # a pending array task may be listed as 123_[4-9]
-            state = next((s for j, s in slurm.items() if j.startswith(str(job).split("_")[0] + "_[")), None)
-        return Owner(state in SLURM_ALIVE, f"Slurm job {job} {state or 'gone'}")
-    pid, host = status.get("pid"), status.get("host")
-    if pid:
-        if host and host != socket.gethostname():
-            return Owner(None, f"pid {pid} on {host}")
-        alive = pid_alive(int(pid), run_dir)
-        return Owner(alive, f"pid {pid} {'alive' if alive else 'gone'}")
-    return Owner(False, "no owner recorded")
 
 
 # ----------------------------------------------------------------------------- decisions
@@ -194,6 +152,7 @@ class Decision:
     action: str  # "submit" | "skip"
     reason: str
     resume: bool = False
+    stale_job: str | None = None  # a queued Slurm job of a run that is already done: to cancel
 
 
 @dataclass
@@ -204,6 +163,8 @@ class LaunchResult:
     submitted: list[str] = field(default_factory=list)
     job_ids: dict[str, str] = field(default_factory=dict)  # run_id -> Slurm job id
     final_states: dict[str, str] = field(default_factory=dict)  # local/debug: run_id -> state
+    cancelled_stale: list[str] = field(default_factory=list)  # Slurm jobs of finished runs, cancelled
+    sbatch: list[str] = field(default_factory=list)  # --dry-run, slurm: the scripts that would be submitted
 
     def summary(self) -> str:
         skipped = [d for d in self.decisions if d.action == "skip"]
@@ -212,6 +173,8 @@ class LaunchResult:
             kinds[d.reason.split(":")[0]] = kinds.get(d.reason.split(":")[0], 0) + 1
         parts = [f"{len(self.submitted)} submitted ({self.executor})"]
         parts += [f"{n} skipped ({k})" for k, n in sorted(kinds.items())]
+        if self.cancelled_stale:
+            parts.append(f"{len(self.cancelled_stale)} stale Slurm job(s) of finished runs cancelled")
         line = f"{self.sweep}: {len(self.decisions)} runs: " + ", ".join(parts)
         if self.final_states:
             counts: dict[str, int] = {}
@@ -221,32 +184,38 @@ class LaunchResult:
         return line
 
 
-def decide(runs: list[PlannedRun], sweep_dir: Path, force: bool = False) -> list[Decision]:
+def decide(runs: list[PlannedRun], sweep_dir: Path, force: bool = False,
+           include_cancelled: bool = False) -> list[Decision]:
     statuses = {r.run_id: RunDir(sweep_dir / r.run_id).read_status() for r in runs}
-    jobs = [str(s["job_id"]) for s in statuses.values() if s.get("job_id") and s.get("state") in ACTIVE_STATES]
-    slurm = squeue_states(jobs) if jobs else {}
-    out = []
-    for r in runs:
-        st = statuses[r.run_id]
-        state = st.get("state", "pending")
-        run_dir = sweep_dir / r.run_id
-        resume = (run_dir / "ckpt" / "last.pt").exists()
-        if state in SKIP_STATES:
-            out.append(Decision(r, "skip", f"{state}"))
-            continue
-        if state in ACTIVE_STATES:
-            owner = run_owner(st, run_dir, slurm)
-            if owner.alive or (owner.alive is None and not force):
-                hint = "" if owner.alive else " (cannot verify; --force resubmits)"
-                out.append(Decision(r, "skip", f"in flight: {owner.what}{hint}"))
-                continue
-            out.append(Decision(r, "submit", f"stale {state} ({owner.what})", resume))
-            continue
-        if state == "failed":
-            out.append(Decision(r, "submit", f"retry failed run ({st.get('message', '')[:80]})", resume))
-            continue
-        out.append(Decision(r, "submit", "resume" if resume else "new", resume))
-    return out
+    job_ids = [str(s["job_id"]) for s in statuses.values() if s.get("job_id")]
+    jobs = squeue_jobs(job_ids) if job_ids else {}
+    return [_decide_one(r, sweep_dir / r.run_id, statuses[r.run_id], jobs, force, include_cancelled) for r in runs]
+
+
+def _decide_one(r: PlannedRun, run_dir: Path, st: dict[str, Any], jobs: dict[str, slurm.SlurmJob] | None,
+                force: bool, include_cancelled: bool) -> Decision:
+    state = st.get("state", "pending")
+    resume = (run_dir / "ckpt" / "last.pt").exists()
+    job_id = str(st["job_id"]) if st.get("job_id") else None
+    job = find_job(jobs, job_id) if (job_id and jobs is not None) else None
+    if state in SKIP_STATES:
+        stale = job_id if (job is not None and job.alive and not is_locked(run_dir)) else None
+        return Decision(r, "skip", state, stale_job=stale)
+    if is_cancelled(run_dir) and not include_cancelled:
+        return Decision(r, "skip", "cancelled: stopped by `attnres cancel`; --include-cancelled resubmits it")
+    if is_locked(run_dir):
+        return Decision(r, "skip", f"in flight: {describe_holder(run_dir)}")
+    if job_id and state in ACTIVE_STATES:
+        if jobs is None and not force:
+            return Decision(r, "skip", f"in flight: Slurm job {job_id} (squeue unavailable; cannot verify; "
+                            "--force resubmits)")
+        if job is not None and job.alive:
+            return Decision(r, "skip", f"in flight: Slurm job {job_id} {job.state}")
+    if state == "failed":
+        return Decision(r, "submit", f"retry failed run ({st.get('message', '')[:80]})", resume)
+    if state in ACTIVE_STATES:
+        return Decision(r, "submit", f"stale {state} (not locked, no job in the queue)", resume)
+    return Decision(r, "submit", "resume" if resume else "new", resume)
 
 
 def check_data(sweep: Sweep) -> None:
@@ -271,7 +240,7 @@ def _hashed(d: dict[str, Any]) -> dict[str, Any]:
 
 def write_spec(run: PlannedRun, run_dir: Path, threads: int) -> None:
     """Write spec.json; an existing one (a partial run) keeps its "derived" block and must agree
-    with the plan on everything but the execution-only settings."""
+    with the plan on everything but the execution-only settings, which the plan's values replace."""
     rd = RunDir(run_dir)
     new = _spec_for(run, threads)
     if rd.spec_path.exists():
@@ -279,9 +248,10 @@ def write_spec(run: PlannedRun, run_dir: Path, threads: int) -> None:
         if _hashed(old) != _hashed(new):
             raise LaunchError(f"{run_dir}/spec.json differs from the sweep's plan for {run.run_id}; fix: move the "
                               "directory away (it was written by another version of the sweep or by hand)")
-        if old.get("train", {}).get("threads") == threads and old.get("data") == new["data"]:
+        execution = {k: new["train"][k] for k in EXECUTION_ONLY}
+        if all(old["train"].get(k) == v for k, v in execution.items()) and old.get("data") == new["data"]:
             return
-        new = {**old, "train": {**old["train"], "threads": threads}, "data": new["data"]}
+        new = {**old, "train": {**old["train"], **execution}, "data": new["data"]}
     rd.write_spec(new)
 
 
@@ -299,7 +269,7 @@ def _ledger(sweep_dir: Path, entries: list[dict[str, Any]]) -> None:
 def launch(sweep: Sweep, executor: str = "local", runs_root: str | os.PathLike[str] | None = None,
            workers: int | None = None, force: bool = False, dry_run: bool = False,
            only: Callable[[PlannedRun], bool] | None = None, log: Callable[[str], None] = print,
-           progress_every_s: float = 15.0) -> LaunchResult:
+           progress_every_s: float = 15.0, include_cancelled: bool = False) -> LaunchResult:
     """Submit every run that needs it; see the module docstring. local and debug block until their
     runs end; slurm returns once the jobs are queued."""
     if executor not in EXECUTORS:
@@ -308,22 +278,31 @@ def launch(sweep: Sweep, executor: str = "local", runs_root: str | os.PathLike[s
     if only is not None:
         runs = [r for r in runs if only(r)]
     sweep_dir = Path(runs_root if runs_root is not None else default_runs_root()) / sweep.name
-    decisions = decide(runs, sweep_dir, force=force)
+    decisions = decide(runs, sweep_dir, force=force, include_cancelled=include_cancelled)
     result = LaunchResult(sweep.name, executor, decisions)
     todo = [d for d in decisions if d.action == "submit"]
-    if dry_run or not todo:
+    if dry_run:
+        if executor == "slurm" and todo:
+            result.sbatch = [slurm.sbatch_script(sweep, sweep_dir, len(todo))]
+        return result
+    stale = [d.stale_job for d in decisions if d.stale_job]
+    if stale and slurm.scancel(stale) is None:  # it would start, find the run done and exit: cancel it now
+        result.cancelled_stale = stale
+    if not todo:
         return result
     check_data(sweep)
-    if executor == "slurm" and not _has_slurm():
+    if executor == "slurm" and not slurm.has_slurm():
         raise LaunchError("--executor slurm: no `sbatch` on this machine; fix: run on a Slurm login node, or use "
                           "--executor local (scripts/slurm/setup-slurm.sh starts a single-node Slurm for tests)")
     threads = sweep.launch.cpus_per_task if executor == "slurm" else 1
     # largest first, so the longest runs do not start last; a WSD trunk before its branches
     todo.sort(key=lambda d: (d.run.depends_on is not None, -d.run.flops_per_token * d.run.trained_tokens))
-    for d in todo:  # owned by this launcher (pid, host) until a worker or job takes over
-        write_spec(d.run, sweep_dir / d.run.run_id, threads)
-        RunDir(sweep_dir / d.run.run_id).set_status("queued", d.reason, executor=executor, job_id=None,
-                                                     pid=os.getpid(), host=socket.gethostname())
+    for d in todo:
+        run_dir = sweep_dir / d.run.run_id
+        (run_dir / CANCEL_MARK).unlink(missing_ok=True)  # --include-cancelled: it is wanted again
+        write_spec(d.run, run_dir, threads)
+        RunDir(run_dir).set_status("queued", d.reason, executor=executor, job_id=None, pid=os.getpid(),
+                                   host=socket.gethostname())
     if executor == "slurm":
         _launch_slurm(sweep, sweep_dir, todo, decisions, result, log)
     elif executor == "debug":
@@ -331,14 +310,8 @@ def launch(sweep: Sweep, executor: str = "local", runs_root: str | os.PathLike[s
     else:
         pool = LocalPool(sweep_dir, workers or os.cpu_count() or 1, log=log, progress_every_s=progress_every_s)
         result.submitted = [d.run.run_id for d in todo]
-        result.final_states = pool.run([d.run for d in todo])
+        result.final_states = pool.run([d.run for d in todo], [d.run for d in decisions])
     return result
-
-
-def _has_slurm() -> bool:
-    from shutil import which
-
-    return which("sbatch") is not None
 
 
 # ----------------------------------------------------------------------------- debug
@@ -360,33 +333,6 @@ def _launch_debug(sweep_dir: Path, todo: list[Decision], result: LaunchResult) -
 # ----------------------------------------------------------------------------- slurm
 
 
-def slurm_executor(sweep: Sweep, sweep_dir: Path, dependency: str | None = None) -> submitit.AutoExecutor:
-    ls = sweep.launch
-    executor = submitit.AutoExecutor(folder=sweep_dir / ".submitit" / "%j", cluster="slurm",
-                                     slurm_max_num_timeout=ls.max_num_timeout)
-    additional = dict(ls.additional)
-    if dependency:
-        additional["dependency"] = dependency
-    params: dict[str, Any] = dict(
-        name=f"attnres-{sweep.name}", timeout_min=ls.time_min, nodes=ls.nodes, tasks_per_node=ls.tasks_per_node,
-        cpus_per_task=ls.cpus_per_task, slurm_array_parallelism=ls.array_parallelism,
-        # the task's environment: one-thread math libraries beyond cpus_per_task, and malloc settings
-        slurm_setup=[f"export {k}={v}" for k, v in {**WORKER_ENV, "OMP_NUM_THREADS": str(ls.cpus_per_task),
-                                                    "MKL_NUM_THREADS": str(ls.cpus_per_task)}.items()],
-    )
-    if ls.gpus_per_node:
-        params["gpus_per_node"] = ls.gpus_per_node
-    if ls.mem_gb:
-        params["mem_gb"] = ls.mem_gb
-    for key in ("partition", "account", "qos", "constraint"):
-        if getattr(ls, key):
-            params[f"slurm_{key}"] = getattr(ls, key)
-    if additional:
-        params["slurm_additional_parameters"] = additional
-    executor.update_parameters(**params)
-    return executor
-
-
 def _launch_slurm(sweep: Sweep, sweep_dir: Path, todo: list[Decision], decisions: list[Decision],
                   result: LaunchResult, log: Callable[[str], None]) -> None:
     # group: runs that can start now; WSD branches per trunk (afterany: the trunk's job id)
@@ -401,8 +347,7 @@ def _launch_slurm(sweep: Sweep, sweep_dir: Path, todo: list[Decision], decisions
         ckpt = sweep_dir / d.run.spec.train.init_from if d.run.spec.train.init_from else None
         key = trunk if trunk and ckpt is not None and not ckpt.exists() else None
         groups.setdefault(key, []).append(d)
-    order = [None] + [k for k in groups if k is not None]
-    for key in order:
+    for key in [None] + [k for k in groups if k is not None]:
         batch = groups.get(key, [])
         if not batch:
             continue
@@ -412,47 +357,38 @@ def _launch_slurm(sweep: Sweep, sweep_dir: Path, todo: list[Decision], decisions
                 raise LaunchError(f"{batch[0].run.run_id}: its WSD trunk {key} is neither running nor submitted "
                                   "and has no kept checkpoint; fix: re-run launch after the trunk is done")
             dependency = f"afterany:{job_of[key]}"
-        executor = slurm_executor(sweep, sweep_dir, dependency)
-        try:
-            with executor.batch():
-                jobs = [executor.submit(TrainJob(str((sweep_dir / d.run.run_id).resolve()), "slurm")) for d in batch]
-        except Exception as e:  # sbatch refused (partition, memory, GPUs...): nothing of this batch is queued
-            for d in [d for d in todo if d.run.run_id not in result.submitted]:
-                RunDir(sweep_dir / d.run.run_id).set_status("failed", f"not submitted: {e}"[:500])
-            raise LaunchError(f"{sweep.file}: [launch]: sbatch refused the job array ({e}); fix: check the "
-                              "resources in [launch] against `sinfo` (partition, mem_gb, gpus_per_node)") from e
-        ledger = []
-        for d, job in zip(batch, jobs):
-            jid = str(job.job_id)
-            job_of[d.run.run_id] = jid
-            result.submitted.append(d.run.run_id)
-            result.job_ids[d.run.run_id] = jid
-            rd = RunDir(sweep_dir / d.run.run_id)
-            st = rd.read_status()
-            if st.get("state") == "queued" and not st.get("job_id"):  # the job may have started already
-                rd.set_status("queued", d.reason, job_id=jid)
-            ledger.append({"run_id": d.run.run_id, "job_id": jid, "submitted": time.time(),
-                           "reason": d.reason, "dependency": dependency})
-        _ledger(sweep_dir, ledger)
-        log(f"submitted {len(batch)} run(s) as Slurm array {jobs[0].job_id.split('_')[0]}"
-            + (f" ({dependency})" if dependency else ""))
+        _submit_array(sweep, sweep_dir, batch, todo, dependency, job_of, result, log)
 
 
-def wait_slurm(job_ids: list[str], timeout_s: float, poll_s: float = 5.0) -> dict[str, str]:
-    """Block until none of these jobs is in squeue (or timeout_s passes); job id -> last state seen.
-    Uses squeue, not job.result(): a job that dies without a result would make result() hang."""
-    deadline = time.time() + timeout_s
-    last: dict[str, str] = {}
-    while True:
-        states = squeue_states(job_ids)
-        if states is not None:  # None: squeue failed this time (e.g. slurmctld busy); ask again
-            alive = {j: s for j, s in states.items() if s in SLURM_ALIVE}
-            last.update(states)
-            if not alive:
-                return last
-        if time.time() > deadline:
-            raise TimeoutError(f"Slurm jobs still in the queue after {timeout_s:.0f} s: {states}")
-        time.sleep(poll_s)
+def _submit_array(sweep: Sweep, sweep_dir: Path, batch: list[Decision], todo: list[Decision],
+                  dependency: str | None, job_of: dict[str, str], result: LaunchResult,
+                  log: Callable[[str], None]) -> None:
+    executor = slurm_executor(sweep, sweep_dir, dependency)
+    try:
+        with executor.batch():
+            jobs = [executor.submit(TrainJob(str((sweep_dir / d.run.run_id).resolve()), "slurm")) for d in batch]
+    except Exception as e:  # sbatch refused (partition, memory, GPUs...): nothing of this batch is queued
+        for d in [d for d in todo if d.run.run_id not in result.submitted]:
+            RunDir(sweep_dir / d.run.run_id).set_status("failed", f"not submitted: {e}"[:500])
+        raise LaunchError(f"{sweep.file}: [launch]: sbatch refused the job array ({e}); fix: check the "
+                          "resources in [launch] against `sinfo` (partition, mem_gb, gpus_per_node)") from e
+    ledger = []
+    for d, job in zip(batch, jobs):
+        jid = str(job.job_id)
+        job_of[d.run.run_id] = jid
+        result.submitted.append(d.run.run_id)
+        result.job_ids[d.run.run_id] = jid
+        rd = RunDir(sweep_dir / d.run.run_id)
+        st = rd.read_status()
+        if st.get("state") == "queued" and not st.get("job_id"):  # the job may have started already
+            rd.set_status("queued", d.reason, job_id=jid)
+        ledger.append({"run_id": d.run.run_id, "job_id": jid, "submitted": time.time(),
+                       "reason": d.reason, "dependency": dependency})
+    _ledger(sweep_dir, ledger)
+    unnamed = slurm.name_jobs({str(j.job_id): d.run.run_id for d, j in zip(batch, jobs)})
+    log(f"submitted {len(batch)} run(s) as Slurm array {jobs[0].job_id.split('_')[0]}"
+        + (f" ({dependency})" if dependency else "")
+        + (f"; could not rename {len(unnamed)} job(s) to their run ids" if unnamed else ""))
 
 
 # ----------------------------------------------------------------------------- local
@@ -464,28 +400,12 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def _tail_row(path: Path) -> dict[str, Any] | None:
-    """The last complete metrics row (reads only the file's end)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 8192))
-            lines = f.read().split(b"\n")
-    except FileNotFoundError:
-        return None
-    for raw in reversed(lines[:-1] if lines and lines[-1] else lines):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            continue
-    return None
-
-
 class LocalPool:
-    """At most ``workers`` training processes at once (``python -m sweeps.launch RUN_DIR``, one
-    thread each); a WSD branch starts once its trunk's kept checkpoint exists. Blocks until every
-    run has ended, printing progress. Ctrl-C stops the workers; their runs resume on the next launch."""
+    """At most ``workers`` training processes of the sweep at once (``python -m sweeps.launch
+    RUN_DIR``, one thread each), counting trainers of the sweep this pool did not start (they hold a
+    run lock); a WSD branch starts once its trunk's kept checkpoint exists. Blocks until every run has
+    ended, printing progress with tokens/s and ETA. Ctrl-C stops the workers (each saves a checkpoint
+    first); their runs resume on the next launch."""
 
     def __init__(self, sweep_dir: Path, workers: int, log: Callable[[str], None] = print,
                  progress_every_s: float = 15.0) -> None:
@@ -495,14 +415,21 @@ class LocalPool:
         self.progress_every_s = progress_every_s
         (sweep_dir / ".local").mkdir(parents=True, exist_ok=True)
 
-    def _start(self, run: PlannedRun) -> subprocess.Popen:
+    def _start(self, run: PlannedRun) -> subprocess.Popen | None:
+        """Take the run's lock, then start the worker holding it; None if another process has it."""
         run_dir = self.sweep_dir / run.run_id
+        lock = RunLock(run_dir)
+        if not lock.acquire(executor="local", launcher_pid=os.getpid()):
+            return None
+        fd = lock.inheritable_fd()
         out = open(self.sweep_dir / ".local" / f"{run.run_id}.out", "ab")
         try:
-            return subprocess.Popen([sys.executable, "-m", "sweeps.launch", str(run_dir)], env=worker_env(),
+            return subprocess.Popen([sys.executable, "-m", "sweeps.launch", str(run_dir)],
+                                    env={**worker_env(), FD_ENV: str(fd)}, pass_fds=(fd,),
                                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         finally:
             out.close()
+            lock.close_without_unlock()  # the worker holds it now (or, if it did not start, nobody)
 
     def _ready(self, run: PlannedRun, ended: set[str]) -> bool | None:
         """True: can start; False: wait; None: never (its trunk ended without the checkpoint)."""
@@ -515,82 +442,100 @@ class LocalPool:
             return None
         return False
 
-    def run(self, runs: list[PlannedRun]) -> dict[str, str]:
+    def _foreign(self, known: list[PlannedRun], running: dict) -> int:
+        """Trainers of this sweep's runs that this pool did not start (orphans, other launchers)."""
+        return sum(1 for r in known if r.run_id not in running and is_locked(self.sweep_dir / r.run_id))
+
+    def run(self, runs: list[PlannedRun], known: list[PlannedRun] | None = None) -> dict[str, str]:
+        """Train ``runs``; ``known`` (default: runs) are all the sweep's runs, whose foreign trainers count."""
+        known = known or runs
         pending = list(runs)
         running: dict[str, tuple[PlannedRun, subprocess.Popen]] = {}
         final: dict[str, str] = {}
-        total = len(runs)
         t0 = last_report = time.time()
         try:
             while pending or running:
-                for run in list(pending):
-                    if len(running) >= self.workers:
-                        break
-                    ready = self._ready(run, set(final))
-                    if ready is None:
-                        pending.remove(run)
-                        msg = f"its WSD trunk {run.depends_on} ended without {run.spec.train.init_from}"
-                        RunDir(self.sweep_dir / run.run_id).set_status("failed", msg)
-                        final[run.run_id] = "failed"
-                        self.log(f"[launch] {run.run_id}: failed: {msg}")
-                    elif ready:
-                        pending.remove(run)
-                        running[run.run_id] = (run, self._start(run))
-                for run_id, (_run, proc) in list(running.items()):
-                    if proc.poll() is None:
-                        continue
-                    del running[run_id]
-                    state = RunDir(self.sweep_dir / run_id).state
-                    if state not in ("done", "diverged", "failed"):
-                        RunDir(self.sweep_dir / run_id).set_status(
-                            "failed", f"worker exited with code {proc.returncode} in state {state}; see "
-                            f"{self.sweep_dir / '.local' / (run_id + '.out')}")
-                        state = "failed"
-                    final[run_id] = state
-                    self.log(f"[launch] {len(final)}/{total} {run_id}: {state} ({time.time() - t0:.0f} s)")
-                if time.time() - last_report >= self.progress_every_s and running:
+                self._start_ready(pending, running, final, known)
+                self._reap(running, final, len(runs), t0)
+                if time.time() - last_report >= self.progress_every_s and (running or pending):
                     last_report = time.time()
-                    self.log(self._progress(final, total, running, t0))
+                    self.log(self._progress(final, runs, running, t0))
                 time.sleep(0.5)
         except BaseException:
             for _run_id, (_run, proc) in running.items():
-                proc.terminate()
+                proc.terminate()  # SIGTERM: the trainer saves a checkpoint at its next step and stops
             for _run_id, (_run, proc) in running.items():
                 try:
-                    proc.wait(timeout=30)
+                    proc.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     proc.kill()
             self.log("[launch] interrupted: the stopped runs resume from their checkpoints on the next launch")
             raise
         return final
 
-    def _progress(self, final: dict[str, str], total: int, running: dict, t0: float) -> str:
-        parts = []
-        for run_id, (run, _proc) in running.items():
-            row = _tail_row(self.sweep_dir / run_id / "metrics.jsonl")
-            if row is None:
-                parts.append(f"{run.arm}-{run.spec.size} starting")
+    def _start_ready(self, pending: list[PlannedRun], running: dict, final: dict[str, str],
+                     known: list[PlannedRun]) -> None:
+        for run in list(pending):
+            if len(running) >= self.workers or len(running) + self._foreign(known, running) >= self.workers:
+                return
+            ready = self._ready(run, set(final))
+            if ready is None:
+                pending.remove(run)
+                msg = f"its WSD trunk {run.depends_on} ended without {run.spec.train.init_from}"
+                RunDir(self.sweep_dir / run.run_id).set_status("failed", msg)
+                final[run.run_id] = "failed"
+                self.log(f"[launch] {run.run_id}: failed: {msg}")
+            elif ready:
+                pending.remove(run)
+                proc = self._start(run)
+                if proc is None:
+                    final[run.run_id] = "locked"
+                    self.log(f"[launch] {run.run_id}: {describe_holder(self.sweep_dir / run.run_id)}; skipped")
+                else:
+                    running[run.run_id] = (run, proc)
+
+    def _reap(self, running: dict, final: dict[str, str], total: int, t0: float) -> None:
+        for run_id, (_run, proc) in list(running.items()):
+            if proc.poll() is None:
                 continue
-            frac = row.get("tokens", 0) / max(1, run.spec.train.tokens)
-            loss = row.get("train_loss")
-            parts.append(f"{run.arm}-{run.spec.size} {frac:.0%} loss {loss:.3f}" if loss is not None
-                         else f"{run.arm}-{run.spec.size} {frac:.0%}")
-        return f"[launch] {len(final)}/{total} done, {time.time() - t0:.0f} s; running: " + "; ".join(parts)
+            del running[run_id]
+            rd = RunDir(self.sweep_dir / run_id)
+            state = rd.state
+            if state not in ("done", "diverged", "failed", "preempted", "cancelled"):
+                rd.set_status("failed", f"worker exited with code {proc.returncode} in state {state}; see "
+                              f"{self.sweep_dir / '.local' / (run_id + '.out')}")
+                state = "failed"
+            final[run_id] = state
+            self.log(f"[launch] {len(final)}/{total} {run_id}: {state} ({time.time() - t0:.0f} s)")
+
+    def _progress(self, final: dict[str, str], runs: list[PlannedRun], running: dict, t0: float) -> str:
+        parts, progress = [], []
+        for run in runs:
+            p = run_progress(self.sweep_dir / run.run_id, run.spec.train.tokens, run.flops_per_token,
+                             training=run.run_id in running)
+            progress.append(p)
+            if run.run_id in running:
+                label = f"{run.arm}-{run.spec.size}"
+                parts.append(f"{label} {p.tokens / max(1, p.target):.0%} {fmt_rate(p.tokens_per_s)} "
+                             f"ETA {fmt_duration(p.eta_s)}" if p.tokens_per_s else f"{label} starting")
+        sweep = sweep_progress(progress, [r.run_id not in final for r in runs])
+        return (f"[launch] {len(final)}/{len(runs)} done, {time.time() - t0:.0f} s; sweep {sweep.describe()}; "
+                "running: " + ("; ".join(parts) or "none"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sweeps.launch RUN_DIR``: train one run (a local worker)."""
+    """``python -m sweeps.launch RUN_DIR``: train one run (a local worker; it may inherit the run's lock)."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m sweeps.launch RUN_DIR", file=sys.stderr)
         return 2
-    state = run_training(argv[0], "local")
-    return 0 if state in ("done", "diverged") else 1
+    state = run_training(argv[0], "local", lock=inherited(argv[0]))
+    return 0 if state in ("done", "diverged", "preempted", "cancelled") else 1
 
 
 if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["EXECUTORS", "LaunchError", "LaunchResult", "LocalPool", "SweepError", "TrainJob", "launch",
-           "run_training", "squeue_states", "wait_slurm"]
+__all__ = ["EXECUTORS", "SLURM_ALIVE", "LaunchError", "LaunchResult", "LocalPool", "SweepError", "TrainJob",
+           "decide", "launch", "run_training", "squeue_states", "wait_slurm"]

@@ -1,16 +1,23 @@
 """`attnres status SWEEP`: the state of every planned run, from its run directory and the scheduler.
 
-    attnres status demo            # one line per run and a summary line
+    attnres status demo            # one line per run (state, progress, tokens/s, ETA, losses) and a summary
+    attnres status demo --logs     # where each run's logs are
     attnres status demo --json
     rows = sweep_status(load_sweep("demo"), runs_root="runs")
 
-States: pending (no run directory yet), queued, running, done, failed, diverged, preempted.
-status.json says what training last wrote; for a run that is not finished, the owner it records
-(a Slurm job id, or a pid on this host) is checked: a job still pending in ``squeue`` is
-``queued`` (``preempted`` if it ran before and was requeued), a running one ``running``; a run
-whose job or process is gone without a final state is reported ``preempted`` if it had started
-(``attnres launch`` resumes it from its checkpoint), else ``pending``. Run directories the sweep
-does not plan are counted in the summary, not listed.
+How the state is decided (status.json says what training last wrote; it is checked against who
+holds the run now):
+    locked                          running: a process holds <run_dir>/lock (harness.runlock)
+    done / diverged / failed        as written; a done run whose Slurm job is still queued says so
+                                    (`attnres launch` cancels that job)
+    cancelled.json present          cancelled (`attnres cancel`)
+    Slurm job in squeue             queued (with Slurm's pending reason), "preempted" if it ran before
+                                    and waits to run again, running while it starts
+    Slurm job gone, not finished    how it ended, from accounting (sacct): cancelled, timeout,
+                                    out_of_memory, node_fail, preempted, failed
+    local, not locked, not finished preempted if it had started (its process is gone; `attnres launch`
+                                    resumes it), else pending
+Run directories the sweep does not plan are counted in the summary, not listed.
 """
 
 from __future__ import annotations
@@ -21,9 +28,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.rundir import STATES, RunDir
-from sweeps.launch import ACTIVE_STATES, _tail_row, default_runs_root, run_owner, squeue_states
-from sweeps.spec import Sweep, expand
+from harness.rundir import STATES, RunDir, is_cancelled
+from harness.runlock import describe_holder, is_locked
+from sweeps import slurm
+from sweeps.launch import ACTIVE_STATES, default_runs_root
+from sweeps.progress import fmt_duration, fmt_rate, run_progress, sweep_progress, tail_row
+from sweeps.spec import PlannedRun, Sweep, expand
+
+# what status can call a run: the run-directory states and the endings accounting tells apart
+STATUS_STATES = (*STATES, "timeout", "out_of_memory", "node_fail")
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,10 @@ class RunStatus:
     val_loss: float | None  # latest evaluation
     job_id: str | None
     detail: str  # what the scheduler says, or status.json's message
+    tokens_per_s: float | None = None  # latest row, while training
+    eta_s: float | None = None  # to the end of the run at that rate
+    elapsed: str = ""  # Slurm's elapsed time of the job, else training seconds
+    logs: tuple[str, ...] = ()  # train.log, then the job's or worker's stdout/stderr
 
     @property
     def fraction(self) -> float:
@@ -53,23 +70,69 @@ def _last_val(run_dir: Path) -> float | None:
     return None
 
 
-def _scheduler_state(file_state: str, status: dict[str, Any], run_dir: Path,
-                     slurm: dict[str, str] | None) -> tuple[str, str]:
-    """Reconcile what status.json says with the process or job that owns the run."""
-    owner = run_owner(status, run_dir, slurm)
-    if owner.alive is None:
-        return file_state, f"{owner.what}; not verified"
-    if not owner.alive:
-        if status.get("attempts") or status.get("step"):
-            return "preempted", f"interrupted ({owner.what}); `attnres launch` resumes it"
-        return "pending", f"never started ({owner.what}); `attnres launch` submits it"
-    job = status.get("job_id")
-    if job and slurm is not None:
-        sq = slurm.get(str(job), "")
-        if sq == "PENDING" or sq.startswith("REQUEUE"):  # requeued after it ran: preempted
-            return ("preempted" if file_state in ("running", "preempted") else "queued"), owner.what
-        return "running", owner.what
-    return file_state, owner.what
+@dataclass(frozen=True)
+class _View:
+    state: str
+    detail: str
+    elapsed: str = ""
+
+
+def _job_view(st: dict[str, Any], job_id: str, jobs: dict[str, slurm.SlurmJob] | None,
+              ends: dict[str, slurm.Ending] | None) -> _View | None:
+    """The state a Slurm job gives an unfinished, unlocked run; None: no information."""
+    if jobs is None:
+        return _View(st.get("state", "pending"), f"Slurm job {job_id} (squeue unavailable; not verified)")
+    job = slurm.find_job(jobs, job_id)
+    if job is not None and job.alive:
+        if job.state == "RUNNING":
+            return _View("running", f"Slurm job {job_id} RUNNING (starting)", job.elapsed)
+        ran = bool(st.get("attempts") or st.get("step"))
+        return _View("preempted" if ran else "queued",
+                     f"Slurm job {job_id} {job.state}, reason {job.reason}" + ("; ran before, resumes" if ran else ""),
+                     job.elapsed)
+    end = (ends or {}).get(job_id)
+    if end is not None and end.kind:
+        return _View(end.kind, f"Slurm job {job_id} ended {end.state} (exit {end.exit_code}); `attnres launch` "
+                     "resubmits it", end.elapsed)
+    return None
+
+
+def _view(st: dict[str, Any], run_dir: Path, jobs: dict[str, slurm.SlurmJob] | None,
+          ends: dict[str, slurm.Ending] | None) -> _View:
+    state = st.get("state", "pending")
+    detail = st.get("message", "") or ""
+    job_id = str(st["job_id"]) if st.get("job_id") else None
+    if is_locked(run_dir):
+        job = slurm.find_job(jobs or {}, job_id) if job_id else None
+        return _View("running", describe_holder(run_dir), job.elapsed if job else "")
+    if state in ("done", "diverged", "failed"):
+        job = slurm.find_job(jobs or {}, job_id) if job_id else None
+        if state == "done" and job is not None and job.alive:
+            detail = (f"done, but Slurm job {job_id} is {job.state}: it would start and exit at once; "
+                      "`attnres launch` cancels it")
+        return _View(state, detail)
+    if is_cancelled(run_dir):
+        return _View("cancelled", detail or "stopped by `attnres cancel`; `attnres launch --include-cancelled` "
+                     "resumes it")
+    if state not in ACTIVE_STATES and state != "cancelled":
+        return _View(state, detail)
+    if job_id:
+        view = _job_view(st, job_id, jobs, ends)
+        if view is not None:
+            return view
+    if st.get("attempts") or st.get("step"):
+        why = detail if state == "preempted" and detail else "interrupted (no process holds the run)"
+        return _View("preempted", f"{why}; `attnres launch` resumes it" if "launch" not in why else why)
+    return _View("pending", "never started (no process holds the run); `attnres launch` submits it")
+
+
+def _logs(sweep_dir: Path, run_id: str, st: dict[str, Any]) -> tuple[str, ...]:
+    paths = [sweep_dir / run_id / "train.log"]
+    if st.get("job_id"):
+        paths += slurm.job_log_paths(sweep_dir, str(st["job_id"]))
+    elif st.get("executor") == "local":
+        paths.append(sweep_dir / ".local" / f"{run_id}.out")
+    return tuple(str(p) for p in paths)
 
 
 def sweep_status(sweep: Sweep, runs_root: str | os.PathLike[str] | None = None) -> tuple[list[RunStatus], int]:
@@ -77,23 +140,13 @@ def sweep_status(sweep: Sweep, runs_root: str | os.PathLike[str] | None = None) 
     runs = expand(sweep)
     sweep_dir = Path(runs_root if runs_root is not None else default_runs_root()) / sweep.name
     statuses = {r.run_id: RunDir(sweep_dir / r.run_id).read_status() for r in runs}
-    jobs = [str(s["job_id"]) for s in statuses.values() if s.get("job_id") and s.get("state") in ACTIVE_STATES]
-    slurm = squeue_states(jobs) if jobs else {}
-    out = []
-    for r in runs:
-        run_dir = sweep_dir / r.run_id
-        st = statuses[r.run_id]
-        state = st.get("state", "pending")
-        detail = st.get("message", "") or ""
-        if state in ACTIVE_STATES:
-            state, detail = _scheduler_state(state, st, run_dir, slurm)
-        row = _tail_row(run_dir / "metrics.jsonl") if run_dir.exists() else None
-        out.append(RunStatus(
-            run_id=r.run_id, arm=r.arm, size=r.spec.size, seed=r.spec.train.seed, state=state,
-            tokens=int(row["tokens"]) if row else int(st.get("tokens") or 0), target_tokens=r.spec.train.tokens,
-            train_loss=row.get("train_loss") if row else None,
-            val_loss=_last_val(run_dir) if row else None,
-            job_id=str(st["job_id"]) if st.get("job_id") else None, detail=detail))
+    job_ids = [str(s["job_id"]) for s in statuses.values() if s.get("job_id")]
+    jobs = slurm.squeue_jobs(job_ids) if job_ids else {}
+    # accounting, for unfinished runs whose job has left the queue: how did it end?
+    gone = [str(s["job_id"]) for s in statuses.values() if s.get("job_id") and s.get("state") in ACTIVE_STATES
+            and jobs is not None and slurm.find_job(jobs, str(s["job_id"])) is None]
+    ends = slurm.sacct_endings(gone) if gone else {}
+    out = [_run_status(r, sweep_dir, statuses[r.run_id], jobs, ends) for r in runs]
     planned = {r.run_id for r in runs}
     extra = 0
     if sweep_dir.is_dir():
@@ -102,26 +155,57 @@ def sweep_status(sweep: Sweep, runs_root: str | os.PathLike[str] | None = None) 
     return out, extra
 
 
+def _run_status(r: PlannedRun, sweep_dir: Path, st: dict[str, Any], jobs: dict[str, slurm.SlurmJob] | None,
+                ends: dict[str, slurm.Ending] | None) -> RunStatus:
+    run_dir = sweep_dir / r.run_id
+    view = _view(st, run_dir, jobs, ends)
+    row = tail_row(run_dir / "metrics.jsonl") if run_dir.exists() else None
+    prog = run_progress(run_dir, r.spec.train.tokens, r.flops_per_token, training=view.state == "running", row=row)
+    elapsed = view.elapsed or (fmt_duration(row["elapsed_s"]) if row and row.get("elapsed_s") else "")
+    return RunStatus(
+        run_id=r.run_id, arm=r.arm, size=r.spec.size, seed=r.spec.train.seed, state=view.state,
+        tokens=int(row["tokens"]) if row else int(st.get("tokens") or 0), target_tokens=r.spec.train.tokens,
+        train_loss=row.get("train_loss") if row else None, val_loss=_last_val(run_dir) if row else None,
+        job_id=str(st["job_id"]) if st.get("job_id") else None, detail=view.detail,
+        tokens_per_s=prog.tokens_per_s if view.state == "running" else None, eta_s=prog.eta_s, elapsed=elapsed,
+        logs=_logs(sweep_dir, r.run_id, st))
+
+
+def _sweep_line(sweep: Sweep, rows: list[RunStatus]) -> str:
+    runs = {r.run_id: r for r in expand(sweep)}
+    prog = [run_progress(Path("."), r.target_tokens, runs[r.run_id].flops_per_token, r.state == "running",
+                         row={"tokens": r.tokens, "tokens_per_s": r.tokens_per_s}) for r in rows]
+    unfinished = [r.state not in ("done", "diverged", "cancelled") for r in rows]
+    return sweep_progress(prog, unfinished).describe()
+
+
 def summary_line(sweep: Sweep, rows: list[RunStatus], extra: int = 0) -> str:
     counts = Counter(r.state for r in rows)
-    parts = [f"{counts[s]} {s}" for s in STATES if counts.get(s)]
+    parts = [f"{counts[s]} {s}" for s in STATUS_STATES if counts.get(s)]
     tokens = sum(r.tokens for r in rows)
     target = sum(r.target_tokens for r in rows)
-    line = f"{sweep.name}: {len(rows)} runs: " + ", ".join(parts) + f" ({tokens / max(1, target):.0%} of tokens)"
+    line = (f"{sweep.name}: {len(rows)} runs: " + ", ".join(parts) + f" ({tokens / max(1, target):.0%} of tokens); "
+            + _sweep_line(sweep, rows))
     if extra:
         line += f"; {extra} run director{'y' if extra == 1 else 'ies'} not in the sweep file"
     return line
 
 
-def format_status(sweep: Sweep, rows: list[RunStatus], extra: int = 0) -> str:
-    header = ["run_id", "state", "progress", "train", "val", "job", "detail"]
-    cells = [header] + [[r.run_id, r.state, f"{r.fraction:.0%}",
+def format_status(sweep: Sweep, rows: list[RunStatus], extra: int = 0, logs: bool = False) -> str:
+    header = ["run_id", "state", "progress", "tok/s", "ETA", "elapsed", "train", "val", "job", "detail"]
+    cells = [header] + [[r.run_id, r.state, f"{r.fraction:.0%}", fmt_rate(r.tokens_per_s).replace(" tok/s", ""),
+                         fmt_duration(r.eta_s), r.elapsed,
                          "" if r.train_loss is None else f"{r.train_loss:.4f}",
-                         "" if r.val_loss is None else f"{r.val_loss:.4f}", r.job_id or "", r.detail[:60]]
+                         "" if r.val_loss is None else f"{r.val_loss:.4f}", r.job_id or "", r.detail[:70]]
                         for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    if logs:
+        lines.append("")
+        for r in rows:
+            lines.append(f"{r.run_id}:")
+            lines += [f"  {p}{'' if Path(p).exists() else '  (not written yet)'}" for p in r.logs]
     return "\n".join(lines + ["", summary_line(sweep, rows, extra)])
 
 

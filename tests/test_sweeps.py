@@ -267,17 +267,22 @@ def test_debug_launch_relaunch_and_status(tmp_path, corpus, capsys):
 
 
 def test_never_duplicates_in_flight(tmp_path, corpus):
-    """A run owned by a live process (here: this one) or a queued Slurm job is skipped; a stale one
-    (its process gone) is resubmitted and resumes."""
+    """A run whose lock is held (here: by this process) is skipped whatever status.json says; a stale
+    one (status "running", its process gone, no lock) is resubmitted and resumes."""
+    from harness.runlock import RunLock
+
     sweep = load_sweep(write_sweep(tmp_path, micro_toml(corpus)))
     sweep_dir = tmp_path / "runs" / "micro"
     live, stale = expand(sweep)
-    RunDir(sweep_dir / live.run_id).set_status("running", pid=os.getpid(), host=os.uname().nodename)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    RunDir(sweep_dir / stale.run_id).set_status("running", pid=dead.pid, host=os.uname().nodename)
-    actions = {d.run.run_id: d.action for d in decide([live, stale], sweep_dir)}
-    assert actions == {live.run_id: "skip", stale.run_id: "submit"}
+    for r in (live, stale):  # both name a dead process: only the lock tells them apart
+        RunDir(sweep_dir / r.run_id).set_status("running", pid=dead.pid, host=os.uname().nodename)
+    with RunLock(sweep_dir / live.run_id) as lock:
+        assert lock.acquire()
+        decisions = {d.run.run_id: d for d in decide([live, stale], sweep_dir)}
+    assert {k: d.action for k, d in decisions.items()} == {live.run_id: "skip", stale.run_id: "submit"}
+    assert f"locked by pid {os.getpid()}" in decisions[live.run_id].reason
 
 
 def test_wsd_branch_equals_fresh_run(tmp_path, corpus):

@@ -1,8 +1,10 @@
 """Subcommands of `attnres` for sweeps: plan, launch, status (and collect, from sweeps.collect).
 
     attnres plan demo [--json]
-    attnres launch demo [--executor local|slurm|debug] [--workers N] [--dry-run] [--wait]
-    attnres status demo [--json]
+    attnres launch demo [--executor local|slurm|debug] [--workers N] [--dry-run] [--wait] [--include-cancelled]
+    attnres status demo [--json] [--logs]
+    attnres cancel demo [RUN ...]
+    attnres logs RUN [--tail N]
 
 SWEEP is a name (sweeps/<name>.toml in the package) or the path of a .toml file. Runs live in
 RUNS_ROOT/<sweep>/<run_id>/ (--runs-root, default $ATTNRES_RUNS_ROOT or runs).
@@ -54,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", action="store_true", help="slurm: block until the submitted jobs have left the queue")
     p.add_argument("--wait-timeout", type=float, default=7 * 86400, help="slurm --wait: give up after this many seconds")
     p.add_argument("--progress-every", type=float, default=15.0, help="local: seconds between progress lines")
+    p.add_argument("--include-cancelled", action="store_true",
+                   help="also resubmit runs stopped by `attnres cancel` (they resume from their checkpoints)")
     p.set_defaults(func=_cmd_launch)
 
     p = subparsers.add_parser("status", help="per-run state of a sweep (from run directories and the scheduler)",
@@ -61,7 +65,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "diverged, preempted) with progress and latest losses, and a summary line.")
     _add_common(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--logs", action="store_true", help="also list where each run's logs are")
     p.set_defaults(func=_cmd_status)
+
+    p = subparsers.add_parser("cancel", help="stop runs on purpose (Slurm jobs or local trainers); launch leaves them",
+                              description="Mark runs of SWEEP cancelled, then cancel their Slurm jobs or send "
+                              "SIGTERM to their local trainers (which checkpoint first). The next `attnres launch` "
+                              "skips them unless --include-cancelled.")
+    _add_common(p)
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run ids or shell patterns (default: every run)")
+    p.set_defaults(func=_cmd_cancel)
+
+    p = subparsers.add_parser("logs", help="where a run's logs are, and their last lines",
+                              description="Find RUN under RUNS_ROOT/*/RUN and print its training log and its "
+                              "Slurm job's or local worker's output (paths, then the last --tail lines).")
+    p.add_argument("run", metavar="RUN", help="a run id")
+    p.add_argument("--runs-root", default=None, help="default: $ATTNRES_RUNS_ROOT or runs")
+    p.add_argument("--tail", type=int, default=20, help="lines of each log to print (0: paths only)")
+    p.set_defaults(func=_cmd_logs)
 
     try:
         from sweeps.collect import register_collect
@@ -93,12 +114,15 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         sweep = load_sweep(args.sweep)
         only = (lambda r: fnmatch.fnmatchcase(r.run_id, args.only)) if args.only else None
         result = launch(sweep, executor=args.executor, runs_root=args.runs_root, workers=args.workers,
-                        force=args.force, dry_run=args.dry_run, only=only, progress_every_s=args.progress_every)
+                        force=args.force, dry_run=args.dry_run, only=only, progress_every_s=args.progress_every,
+                        include_cancelled=args.include_cancelled)
     except (SweepError, LaunchError) as e:
         return _fail("launch", e)
     for d in result.decisions:
         if args.dry_run or d.action == "skip":
             print(f"  {'would submit' if d.action == 'submit' else 'skip'} {d.run.run_id}: {d.reason}")
+    for script in result.sbatch:
+        print("--- the sbatch script (one job array) that would be submitted:\n" + script.rstrip() + "\n---")
     print(result.summary() if not args.dry_run else
           f"{sweep.name}: dry run: {sum(d.action == 'submit' for d in result.decisions)} of "
           f"{len(result.decisions)} runs would be submitted ({args.executor})")
@@ -107,7 +131,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
               + (f" --runs-root {args.runs_root}" if args.runs_root else ""))
         if args.wait:
             wait_slurm(sorted(set(result.job_ids.values())), timeout_s=args.wait_timeout)
-            return _cmd_status(argparse.Namespace(sweep=args.sweep, runs_root=args.runs_root, json=False))
+            return _cmd_status(argparse.Namespace(sweep=args.sweep, runs_root=args.runs_root, json=False, logs=False))
     bad = [s for s in result.final_states.values() if s != "done"]
     return 1 if bad else 0
 
@@ -120,7 +144,38 @@ def _cmd_status(args: argparse.Namespace) -> int:
         rows, extra = sweep_status(sweep, runs_root=args.runs_root)
     except SweepError as e:
         return _fail("status", e)
-    print(json.dumps(status_json(sweep, rows, extra), indent=2) if args.json else format_status(sweep, rows, extra))
+    print(json.dumps(status_json(sweep, rows, extra), indent=2) if args.json
+          else format_status(sweep, rows, extra, logs=args.logs))
+    return 0
+
+
+def _runs_root(args: argparse.Namespace):
+    from pathlib import Path
+
+    from sweeps.launch import default_runs_root
+
+    return Path(args.runs_root if args.runs_root is not None else default_runs_root())
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    from sweeps.control import cancel
+
+    try:
+        sweep = load_sweep(args.sweep)
+        lines = cancel(sweep, _runs_root(args) / sweep.name, args.runs)
+    except SweepError as e:
+        return _fail("cancel", e)
+    print("\n".join(lines + [f"{sweep.name}: {len(lines)} run(s); `attnres status {args.sweep}` shows them"]))
+    return 0
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from sweeps.control import find_run, logs
+
+    try:
+        print(logs(find_run(_runs_root(args), args.run), tail=args.tail))
+    except SweepError as e:
+        return _fail("logs", e)
     return 0
 
 

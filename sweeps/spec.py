@@ -13,7 +13,7 @@ A sweep file (``sweeps/demo.toml`` is the commented example) has these tables:
     [axes]      setting = [values]: extra sweep axes, a cartesian product (a variant's own
                 ``axes`` table adds to or replaces these for that arm: an lr grid per arm)
     [data]      path, or corpus and tokenizer (harness.data.default_data_dir)
-    [launch]    Slurm resources, and the device throughput used for estimates
+    [launch]    Slurm resources; device, mfu, gpu_mem_gb for estimates (harness/devices.py)
 
 Budget modes ([budget].mode); every token count is rounded to whole optimizer steps:
 
@@ -129,9 +129,11 @@ class LaunchSpec:
     qos: str | None = None
     constraint: str | None = None
     additional: dict[str, Any] = field(default_factory=dict)  # further sbatch options
-    # effective training FLOP/s of one device (a GPU, or one CPU core): used only for estimates
-    device_flops: float = 2e9
-    device_name: str = "cpu-core"
+    # estimates only (harness/devices.py is the one source of throughput): the device kind (None:
+    # cpu-core, or H100 when gpus_per_node > 0), an assumed MFU for GPUs, and GPU memory (GB)
+    device: str | None = None
+    mfu: float | None = None
+    gpu_mem_gb: float | None = None
 
     @property
     def devices_per_run(self) -> int:
@@ -530,18 +532,31 @@ def data_key(path: str) -> str:
 
 
 def _parse_launch(c: _Checker, t: dict[str, Any]) -> LaunchSpec:
+    from harness.devices import KINDS
+
     fields = {f.name: f for f in dataclasses.fields(LaunchSpec)}
+    for old in ("device_flops", "device_name"):
+        if old in t:
+            raise c.fail(f"[launch].{old}", "removed: every estimate now uses one table of device rates "
+                         "(harness/devices.py), so a run has one estimate in every sweep",
+                         f"delete it; set [launch].device = one of {sorted(KINDS)} (and mfu = 0.4 for a GPU)")
     c.known(t, set(fields), "[launch]")
     values: dict[str, Any] = {}
     for key, v in t.items():
         where = f"[launch].{key}"
-        if key in ("partition", "account", "qos", "constraint", "device_name"):
+        if key == "device":
+            values[key] = c.string(v, where, sorted(KINDS))
+        elif key == "mfu":
+            values[key] = c.number(v, where)
+            if values[key] > 1:
+                raise c.fail(where, f"{v} is not a fraction of the peak", "use e.g. mfu = 0.4")
+        elif key in ("partition", "account", "qos", "constraint"):
             values[key] = c.string(v, where)
         elif key == "additional":
             if not isinstance(v, dict):
                 raise c.fail(where, "expected a table of sbatch options", 'write additional = {exclusive = true}')
             values[key] = dict(v)
-        elif key in ("mem_gb", "device_flops"):
+        elif key in ("mem_gb", "gpu_mem_gb"):
             values[key] = c.number(v, where)
         elif key == "gpus_per_node":
             values[key] = c.integer(v, where, minimum=0)

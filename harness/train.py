@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 import time
 import traceback
@@ -334,7 +335,7 @@ class Trainer:
     def _stop_now(self, t_seg: float) -> None:
         signum = self.stop.signum
         self._timed_checkpoint(t_seg)
-        self.progress(f"stop requested ({signum}): checkpoint saved at step {self.step}; stopping")
+        self.progress(f"stop requested ({signal.Signals(signum).name}): checkpoint saved at step {self.step}; stopping")
         raise StopRequested(signum, self.step)
 
     def progress_line(self, row: dict[str, Any], total: int) -> str:

@@ -10,7 +10,7 @@ WORKERS ?= $(shell nproc)
 export MALLOC_MMAP_THRESHOLD_ ?= 4294967296
 export MALLOC_TRIM_THRESHOLD_ ?= 8589934592
 
-.PHONY: help install demo test test-slow test-slurm test-all lint bench figures data slurm-up slurm-down clean
+.PHONY: help install demo test test-slow test-slurm test-all lint bench gpu-check figures data slurm-up slurm-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ bench: install  ## benchmarks: AttnRes overhead ratios, collector and analysis s
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_collect.py
 	$(BIN)/python bench/bench_analysis.py
+
+gpu-check: install  ## GPU-only checks (NCCL, bf16 + compile, memory/MFU at ~500M): one JSON + a table; DRY=1: CPU dry run
+	$(BIN)/python bench/gpu_check.py $(if $(DRY),--dry)
 
 figures: install  ## regenerate every figure and report under results/ from parquet alone
 	@for d in results/*/; do [ -f $$d/runs.parquet ] || continue; \

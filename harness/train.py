@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import sys
 import time
@@ -50,6 +51,9 @@ __all__ = ["Batches", "Diverged", "Schedule", "Trainer", "make_schedule", "token
            "validation_batches"]
 
 ENDED = ("done", "diverged", "cancelled")  # a run in one of these states is never trained again by itself
+# torch.compile's backend for TrainConfig.compile: inductor; `make gpu-check DRY=1` traces the same
+# graphs with aot_eager on CPU (no C++ code generation: seconds instead of a minute per graph)
+COMPILE_BACKEND = os.environ.get("ATTNRES_COMPILE_BACKEND", "inductor")
 
 
 class Diverged(Exception):
@@ -125,8 +129,13 @@ class Trainer:
         self.ddp = None
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp = DDP(self.model, device_ids=ids, gradient_as_bucket_view=True)
-        self.forward_model = torch.compile(self.ddp or self.model) if self.tc.compile else (self.ddp or self.model)
+            # the buffers (RoPE tables) are constants: no broadcast of them before every forward
+            self.ddp = DDP(self.model, device_ids=ids, gradient_as_bucket_view=True, broadcast_buffers=False)
+        module = self.ddp or self.model
+        self.forward_model = torch.compile(module, backend=COMPILE_BACKEND) if self.tc.compile else module
+        # evaluation runs the bare model: ranks may hold different numbers of validation batches, and a
+        # DDP forward is a collective (it would wait for ranks that have no batch left)
+        self.eval_model = torch.compile(self.model, backend=COMPILE_BACKEND) if self.tc.compile else self.model
         self.opt = _optimizer(self.model, self.tc)
         data_dir = spec.data.path
         self.batches = Batches(load_tokens(data_dir, "train", verify=False), spec.model.seq_len, B, self.tc.seed)
@@ -255,8 +264,8 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         return lr
 
-    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        logits = self.forward_model(x)
+    def _loss(self, x: torch.Tensor, y: torch.Tensor, model: Any = None) -> torch.Tensor:
+        logits = (model if model is not None else self.forward_model)(x)
         return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
 
     @torch.no_grad()
@@ -267,7 +276,7 @@ class Trainer:
             if i % self.dist.world_size != self.dist.rank:
                 continue
             with self.autocast:
-                loss = self._loss(x, y)
+                loss = self._loss(x, y, self.eval_model)
             tot[0] += loss.double() * y.numel()
             tot[1] += y.numel()
         all_reduce_sum(tot, self.dist)
@@ -427,9 +436,11 @@ def _train_locked(run: RunDir, runs_root: Path | None, stop: StopRequests) -> st
         return "diverged"
     except Exception as e:  # noqa: BLE001 - a run that fails must say so in its status, not vanish
         if info.is_main:
-            run.set_status("failed", f"{type(e).__name__}: {e}")
+            run.set_status("failed", f"{type(e).__name__}: {e}{_hint(e)}")
             run.log(traceback.format_exc())
-            print(f"[{spec.run_id}] failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        else:  # only rank 0 writes the run's files: another rank's failure goes to its own stderr (job log)
+            traceback.print_exc()
+        print(f"[{spec.run_id}] failed on rank {info.rank}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         return "failed"
     except BaseException:
         if info.is_main and run.state not in ("preempted", "cancelled"):
@@ -439,6 +450,13 @@ def _train_locked(run: RunDir, runs_root: Path | None, stop: StopRequests) -> st
         if trainer is not None and trainer.lock is not None:
             trainer.lock.release()
         shutdown(info)
+
+
+def _hint(e: Exception) -> str:
+    if isinstance(e, torch.cuda.OutOfMemoryError):
+        return ("; fix: lower train.micro_batch_size or set train.activation_checkpointing = true "
+                "(`attnres plan` estimates the memory per GPU)")
+    return ""
 
 
 def _restore(trainer: Trainer, run: RunDir, spec: RunSpec) -> None:

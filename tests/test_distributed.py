@@ -116,3 +116,21 @@ def test_collectives_on_training_device(tmp_path, corpus):
         kinds = {name for name, _ in g["collectives"]}
         assert {"all_reduce", "broadcast"} <= kinds, (rank, kinds)  # losses, eval totals; the data verdict
     assert [r["step"] for r in run.read_metrics().rows if r["kind"] == "eval"] == [4, 8, 12]
+
+
+def test_ddp_evaluation_with_fewer_batches_than_ranks(tmp_path, corpus):
+    """One validation batch over two ranks: evaluation must not run a DDP forward (a collective:
+    it waited for the rank that has no batch, which was already in the all-reduce of the totals)."""
+    run = make_run(tmp_path, "uneven", corpus, variant="baseline", tokens=8 * 32 * 4, eval_every_tokens=8 * 32 * 2,
+                   eval_tokens=8 * 32)
+    port = str(_free_port())
+    procs = [subprocess.Popen([sys.executable, "-m", "harness", "train", "--run-dir", str(run.path)],
+                              env=child_env(RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1",
+                                            MASTER_PORT=port), stdout=subprocess.DEVNULL)
+             for r in range(2)]
+    try:
+        assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [r["step"] for r in run.read_metrics().rows if r["kind"] == "eval"] == [2, 4]

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness.config import DataConfig, ModelConfig, RunSpec, TrainConfig
 from harness.rundir import TIMING_FIELDS, RunDir
@@ -132,3 +133,25 @@ def test_warmup_scales_with_run():
     fixed = make_schedule(spec(8 * 32 * 1000, warmup_tokens=8 * 32 * 7))
     assert fixed.warmup_steps == 7
     assert math.isclose(small(small.total_steps - 1), 3e-3 * 0.1)
+
+
+def test_training_step_reads_nothing_back(tmp_path, corpus, monkeypatch):
+    """A step that writes no metrics row never waits for the device: no .item(), .tolist(), .cpu(),
+    bool(), float() or int() of a tensor in it (on a GPU each one stalls the host until the device
+    has caught up; `make gpu-check` counts the synchronisations CUDA itself reports)."""
+    from harness.train import Trainer
+
+    run = make_run(tmp_path, "nosync", corpus, variant="full", micro_batch_size=2)
+    spec = RunSpec.from_dict(run.read_spec())
+    trainer = Trainer(run, spec)
+    trainer.train_step()  # the first step creates the optimizer state
+    trainer.step += 1
+    calls: list[str] = []
+    for name in ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__"):
+        real = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda t, *a, _n=name, _r=real, **k: (calls.append(_n), _r(t, *a, **k))[1])
+    for _ in range(3):  # 4 micro-steps each
+        trainer.train_step()
+        trainer.step += 1
+    monkeypatch.undo()
+    assert calls == [], calls

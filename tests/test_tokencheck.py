@@ -1,0 +1,61 @@
+"""The start-of-training data check: size plus a sampled checksum (harness/tokencheck.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from harness import data
+from harness.data import DataError
+from harness.tokencheck import CHUNK, SAMPLES, check_split, sampled_sha256
+
+
+@pytest.fixture
+def prepared(tmp_path):
+    ids = np.random.default_rng(1).integers(0, 1000, 3_000_000).astype(np.uint16)  # 6 MB: more than 4 MiB
+    np.save(tmp_path / "t.npy", ids)
+    return data.prepare(tmp_path / "d", token_files=[tmp_path / "t.npy"], vocab_size=1000, log=lambda m: None)
+
+
+def _flip(path, offset: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0xFF]))
+
+
+def test_sampled_checksum_is_recorded_and_checked(prepared):
+    meta = data.read_meta(prepared)
+    train = prepared / meta["splits"]["train"]["file"]
+    assert meta["splits"]["train"]["sampled_sha256"] == sampled_sha256(train)
+    assert check_split(prepared, "train") == "train: size and sampled checksum ok"
+    size = train.stat().st_size
+    assert size > SAMPLES * CHUNK
+    _flip(train, size - 1)  # the last chunk is always sampled
+    with pytest.raises(DataError, match="sampled checksum differs.*attnres data prepare"):
+        check_split(prepared, "train")
+    _flip(train, size - 1)
+    stride = (size - CHUNK) // (SAMPLES - 1)
+    _flip(train, CHUNK + (stride - CHUNK) // 2)  # between two samples: the documented blind spot
+    assert check_split(prepared, "train").endswith("sampled checksum ok")
+    with pytest.raises(DataError, match="sha256"):  # the full check (attnres data info) still sees it
+        data.load_tokens(prepared, "train")
+
+
+def test_older_preparations_are_checked_in_full(prepared):
+    meta_path = prepared / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    for s in meta["splits"].values():
+        del s["sampled_sha256"]
+    meta_path.write_text(json.dumps(meta))
+    assert "full sha256 ok" in check_split(prepared, "val") and "re-prepare" in check_split(prepared, "val")
+    _flip(prepared / meta["splits"]["val"]["file"], 10)
+    with pytest.raises(DataError, match="sha256 differs"):
+        check_split(prepared, "val")
+    with open(prepared / meta["splits"]["train"]["file"], "ab") as f:
+        f.write(b"\0\0")
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        check_split(prepared, "train")

@@ -21,7 +21,8 @@ the same round); [lo-hi] is its interquartile range over rounds. Rows:
 CPU runs use one intra-op thread and the environment training workers get (sweeps/launch.py). On a
 CUDA device the same rows are measured at d_model >= 1024 in bf16 autocast (as harness/train.py
 trains), plus the baseline's model FLOP utilisation (MFU): FLOPs per token of the project's formula
-(harness/accounting.py, training = 3 x forward) x tokens/s, over the device's measured bf16 matmul
+(harness/accounting.py, training = 3 x forward) x tokens/s, over the datasheet dense bf16 peak
+(harness/devices.py, what training's metrics rows use) and over the device's measured bf16 matmul
 peak. Timings on a shared machine are noisy: compare ratios, not absolute times, across runs.
 """
 
@@ -43,6 +44,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from harness import devices
 from harness.accounting import flops_per_token
 from harness.config import ModelConfig
 from harness.ladder import model_config
@@ -324,11 +326,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{peak / 1e12:.0f} TFLOP/s")
     sizes = cuda_sizes(args.quick)
     train, infer = run_device(sizes, device, True, max(rounds, 5), not args.no_memory, args.compile, "CUDA")
+    sheet, source = devices.peak_flops(torch.cuda.get_device_name(device))
     for size in sizes:
         base = next(r for r in train if r.size == size.label and r.arm == "baseline")
         fpt = flops_per_token(size.arms[0].cfg).train
-        print(f"  MFU baseline {size.label}: {fpt * base.tokens_per_s / peak:.1%} "
-              f"({fpt * base.tokens_per_s / 1e12:.0f} TFLOP/s model FLOPs, harness/accounting.py)")
+        vs_sheet = f"{fpt * base.tokens_per_s / sheet:.1%} of the datasheet peak ({source}), " if sheet else ""
+        print(f"  MFU baseline {size.label}: {vs_sheet}{fpt * base.tokens_per_s / peak:.1%} of the measured matmul "
+              f"peak ({fpt * base.tokens_per_s / 1e12:.0f} TFLOP/s model FLOPs, harness/accounting.py)")
     check_targets(train, infer, gpu=True)
     return 0
 

@@ -19,7 +19,6 @@ and retrain the run from the start).
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
 import sys
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.rundir import atomic_write_bytes
+from harness.rundir import atomic_write, atomic_write_bytes
 
 FORMAT = "attnres-ckpt/2"  # what the JSON sidecar and the state's "format" key say
 
@@ -56,17 +55,7 @@ def sidecar(path: Path) -> Path:
 
 def save(path: Path, state: dict[str, Any], summary: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically (temp file, fsync, rename), then the JSON sidecar."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save({**state, "format": FORMAT}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save({**state, "format": FORMAT}, f))
     info = {"format": FORMAT, "file": path.name, "bytes": path.stat().st_size, "saved_at": time.time(),
             "saved_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "torch": torch.__version__,
             **summary}

@@ -23,9 +23,10 @@ import math
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 STATES = ("pending", "queued", "running", "done", "failed", "diverged", "preempted", "cancelled")
 CANCEL_MARK = "cancelled.json"
@@ -61,12 +62,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data``: temp file in the same folder, fsync, rename; a crash never
     leaves a half-written file. Honours the umask (mkstemp's 0600 would hide run files and results
     from the rest of a cluster group)."""
+    atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write(path: Path, fill: Callable[[BinaryIO], Any]) -> None:
+    """``atomic_write_bytes`` for content written by ``fill(file)`` (e.g. torch.save of a checkpoint,
+    streamed rather than held in memory twice)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            fill(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -177,6 +177,9 @@ class TrainConfig:
             _fail("device", f"got {self.device!r}", "use 'auto', 'cpu' or 'cuda'")
         if self.threads < 1:
             _fail("threads", f"got {self.threads}", "set threads >= 1")
+        for name in ("activation_checkpointing", "init_from_outside_runs"):
+            if not isinstance(getattr(self, name), bool):
+                _fail(name, f"expected true or false, got {getattr(self, name)!r}", f"write {name} = true or false")
         object.__setattr__(self, "save_at_tokens", tuple(int(t) for t in self.save_at_tokens))
 
 

@@ -96,3 +96,26 @@ def test_dry_run_prints_the_sbatch_script(tmp_path, corpus, capsys):
         assert line in script.splitlines(), (line, script)
     assert "dry run: 2 of 2 runs would be submitted" in out
     assert not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_a_finished_runs_requeued_job_is_cancelled(tmp_path, corpus, monkeypatch):
+    """A run that finished while its requeued job still waits in the queue: status says so, and
+    launch cancels that job (it would start, find the run done and exit)."""
+    from sweeps import launch as launch_mod
+    from sweeps import slurm
+
+    sweep = load_sweep(write_sweep(tmp_path, micro_toml(corpus)))
+    done, other = expand(sweep)
+    sweep_dir = tmp_path / "runs" / "micro"
+    RunDir(sweep_dir / done.run_id).set_status("done", job_id="77_0", step=32, tokens=8192)
+    RunDir(sweep_dir / other.run_id).set_status("done", job_id="77_1", step=32, tokens=8192)
+    queue = {"77_0": slurm.SlurmJob("77_0", "PENDING", "BeginTime", "0:00", done.run_id)}
+    monkeypatch.setattr(slurm, "squeue_jobs", lambda ids: {k: v for k, v in queue.items() if k in ids})
+    monkeypatch.setattr(launch_mod, "squeue_jobs", slurm.squeue_jobs)
+    cancelled: list[list[str]] = []
+    monkeypatch.setattr(slurm, "scancel", lambda ids: cancelled.append(list(ids)))
+    rows = {r.run_id: r for r in sweep_status(sweep, tmp_path / "runs")[0]}
+    assert rows[done.run_id].state == "done" and "77_0 is PENDING" in rows[done.run_id].detail
+    result = launch(sweep, executor="debug", runs_root=tmp_path / "runs")
+    assert result.submitted == [] and cancelled == [["77_0"]] and result.cancelled_stale == ["77_0"]
+    assert "stale Slurm job" in result.summary()

@@ -270,3 +270,17 @@ def test_scancel_and_attnres_cancel_tell_apart(tmp_path, corpus):
     again = {d.run.run_id: d for d in launch(sweep, executor="slurm", runs_root=runs_root, dry_run=True).decisions}
     assert again[raw.run_id].action == "submit" and again[raw.run_id].resume
     assert again[marked.run_id].action == "skip" and again[marked.run_id].reason.startswith("cancelled")
+
+
+def test_plan_warns_beyond_the_partitions_nodes(tmp_path, corpus):
+    """Where sinfo answers, plan compares [launch] with the partition's largest node."""
+    from sweeps.plan import make_plan
+
+    big = LAUNCH.replace("cpus_per_task = 1", f"cpus_per_task = {node_cpus() + 1}\ngpus_per_node = 1")
+    plan = make_plan(load_sweep(write_sweep(tmp_path, micro_toml(corpus, extra=big.replace("mem_gb = 1", "mem_gb = 100000")))))
+    text = "\n".join(plan.warnings)
+    for what in ("CPUs per node (cpus_per_task x tasks_per_node)", "GPUs per node (gpus_per_node)",
+                 "GB of memory per node (mem_gb)"):
+        assert what in text and "of debug has" in text, text
+    fits = make_plan(load_sweep(write_sweep(tmp_path, micro_toml(corpus, extra=LAUNCH), name="fits")))
+    assert not [w for w in fits.warnings if "sinfo" in w], fits.warnings

@@ -164,11 +164,16 @@ class Trainer:
     def _claim_run(self) -> None:
         """DDP: rank 0 takes the run's lock and tells the others whether it got it."""
         got = self._zero(torch.int64)
-        if self.dist.is_main:
-            self.lock = RunLock(self.run.path)
-            got += int(self.lock.acquire(world_size=self.dist.world_size))
+        why = ""
+        if self.dist.is_main:  # whatever happens here, the other ranks must hear the verdict
+            try:
+                self.lock = RunLock(self.run.path)
+                got += int(self.lock.acquire(world_size=self.dist.world_size))
+                why = describe_holder(self.run.path)
+            except OSError as e:
+                why = f"cannot take {self.run.path / 'lock'}: {e}"
         if not int(broadcast(got, self.dist).item()):
-            raise RunLocked(describe_holder(self.run.path))
+            raise RunLocked(why or "rank 0 could not take the run's lock (see its log)")
 
     def _check_data(self, data_dir: str) -> str:
         """Size and sampled checksum of both splits, on rank 0 only; the verdict is shared."""
@@ -180,8 +185,8 @@ class Trainer:
             try:
                 msg = "; ".join(check_split(data_dir, s) for s in ("train", "val"))
                 ok += 1
-            except DataError as e:
-                msg = str(e)
+            except (DataError, OSError, ValueError, KeyError) as e:  # the other ranks wait for the verdict
+                msg = str(e) if isinstance(e, DataError) else f"{data_dir}: {type(e).__name__}: {e}"
         if not int(broadcast(ok, self.dist).item()):
             raise DataError(msg or f"{data_dir}: rank 0 found the data corrupt (see its log)")
         return msg

@@ -8,7 +8,8 @@ hands the open file to it (an inherited descriptor: same lock), so there is no m
 "launched" and "training" in which a relaunch could think the run free.
 
 The file's content (pid, host, Slurm job, time) is for people and for messages; only the flock
-counts. flock needs a filesystem that supports it across machines for a login node to see locks
+counts. A local launcher holds one more lock of the same kind, ``<sweep>/.local/launcher-<pid>.lock``,
+for as long as it runs: a run it has queued but not started yet is "queued" while that lock is held. flock needs a filesystem that supports it across machines for a login node to see locks
 held on compute nodes (local disks, NFSv4, Lustre mounted with ``flock``, GPFS); where it does not,
 status falls back to the scheduler's view (squeue).
 """
@@ -30,8 +31,8 @@ FD_ENV = "ATTNRES_LOCK_FD"  # a worker inherits its lock through this descriptor
 class RunLock:
     """An exclusive, non-blocking flock on ``<run_dir>/lock``."""
 
-    def __init__(self, run_dir: str | os.PathLike[str], fd: int | None = None) -> None:
-        self.path = Path(run_dir) / LOCK_NAME
+    def __init__(self, run_dir: str | os.PathLike[str], fd: int | None = None, name: str = LOCK_NAME) -> None:
+        self.path = Path(run_dir) / name
         self.fd = fd
 
     @property
@@ -97,9 +98,9 @@ def inherited(run_dir: str | os.PathLike[str]) -> RunLock | None:
     return lock
 
 
-def is_locked(run_dir: str | os.PathLike[str]) -> bool:
+def is_locked(run_dir: str | os.PathLike[str], name: str = LOCK_NAME) -> bool:
     """True while some process holds the run's lock (i.e. trains it or is about to)."""
-    path = Path(run_dir) / LOCK_NAME
+    path = Path(run_dir) / name
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -113,10 +114,10 @@ def is_locked(run_dir: str | os.PathLike[str]) -> bool:
     return False
 
 
-def holder(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def holder(run_dir: str | os.PathLike[str], name: str = LOCK_NAME) -> dict[str, Any]:
     """The holder record written by the lock's owner ({} if absent or unreadable)."""
     try:
-        return json.loads((Path(run_dir) / LOCK_NAME).read_text() or "{}")
+        return json.loads((Path(run_dir) / name).read_text() or "{}")
     except (OSError, ValueError):
         return {}
 

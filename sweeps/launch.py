@@ -205,6 +205,8 @@ def _decide_one(r: PlannedRun, run_dir: Path, st: dict[str, Any], jobs: dict[str
         return Decision(r, "skip", "cancelled: stopped by `attnres cancel`; --include-cancelled resubmits it")
     if is_locked(run_dir):
         return Decision(r, "skip", f"in flight: {describe_holder(run_dir)}")
+    if state == "queued" and launcher_alive(run_dir, st):
+        return Decision(r, "skip", f"in flight: queued by the launcher pid {st.get('pid')} (it holds its lock)")
     if job_id and state in ACTIVE_STATES:
         if jobs is None and not force:
             return Decision(r, "skip", f"in flight: Slurm job {job_id} (squeue unavailable; cannot verify; "
@@ -216,6 +218,12 @@ def _decide_one(r: PlannedRun, run_dir: Path, st: dict[str, Any], jobs: dict[str
     if state in ACTIVE_STATES:
         return Decision(r, "submit", f"stale {state} (not locked, no job in the queue)", resume)
     return Decision(r, "submit", "resume" if resume else "new", resume)
+
+
+def launcher_alive(run_dir: Path, st: dict[str, Any]) -> bool:
+    """A local run queued by a launcher that is still running (it holds its launcher lock)."""
+    name = st.get("launcher_lock")
+    return bool(name) and is_locked(run_dir.parent / ".local", name)
 
 
 def check_data(sweep: Sweep) -> None:
@@ -297,20 +305,25 @@ def launch(sweep: Sweep, executor: str = "local", runs_root: str | os.PathLike[s
     threads = sweep.launch.cpus_per_task if executor == "slurm" else 1
     # largest first, so the longest runs do not start last; a WSD trunk before its branches
     todo.sort(key=lambda d: (d.run.depends_on is not None, -d.run.flops_per_token * d.run.trained_tokens))
-    for d in todo:
-        run_dir = sweep_dir / d.run.run_id
-        (run_dir / CANCEL_MARK).unlink(missing_ok=True)  # --include-cancelled: it is wanted again
-        write_spec(d.run, run_dir, threads)
-        RunDir(run_dir).set_status("queued", d.reason, executor=executor, job_id=None, pid=os.getpid(),
-                                   host=socket.gethostname())
-    if executor == "slurm":
-        _launch_slurm(sweep, sweep_dir, todo, decisions, result, log)
-    elif executor == "debug":
-        _launch_debug(sweep_dir, todo, result)
-    else:
-        pool = LocalPool(sweep_dir, workers or os.cpu_count() or 1, log=log, progress_every_s=progress_every_s)
-        result.submitted = [d.run.run_id for d in todo]
-        result.final_states = pool.run([d.run for d in todo], [d.run for d in decisions])
+    pool = LocalPool(sweep_dir, workers or os.cpu_count() or 1, log=log, progress_every_s=progress_every_s) \
+        if executor == "local" else None
+    try:
+        for d in todo:
+            run_dir = sweep_dir / d.run.run_id
+            (run_dir / CANCEL_MARK).unlink(missing_ok=True)  # --include-cancelled: it is wanted again
+            write_spec(d.run, run_dir, threads)
+            RunDir(run_dir).set_status("queued", d.reason, executor=executor, job_id=None, pid=os.getpid(),
+                                       host=socket.gethostname(), launcher_lock=pool.lock_name if pool else None)
+        if executor == "slurm":
+            _launch_slurm(sweep, sweep_dir, todo, decisions, result, log)
+        elif executor == "debug":
+            _launch_debug(sweep_dir, todo, result)
+        else:
+            result.submitted = [d.run.run_id for d in todo]
+            result.final_states = pool.run([d.run for d in todo], [d.run for d in decisions])
+    finally:
+        if pool is not None:
+            pool.close()
     return result
 
 
@@ -414,6 +427,14 @@ class LocalPool:
         self.log = log
         self.progress_every_s = progress_every_s
         (sweep_dir / ".local").mkdir(parents=True, exist_ok=True)
+        # held while this launcher lives: the runs it queued read "queued", not "pending"
+        self.lock_name = f"launcher-{os.getpid()}.lock"
+        self._lock = RunLock(sweep_dir / ".local", name=self.lock_name)
+        self._lock.acquire(launcher=True)
+
+    def close(self) -> None:
+        self._lock.release()
+        (self.sweep_dir / ".local" / self.lock_name).unlink(missing_ok=True)
 
     def _start(self, run: PlannedRun) -> subprocess.Popen | None:
         """Take the run's lock, then start the worker holding it; None if another process has it."""

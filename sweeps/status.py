@@ -31,7 +31,7 @@ from typing import Any
 from harness.rundir import STATES, RunDir, is_cancelled
 from harness.runlock import describe_holder, is_locked
 from sweeps import slurm
-from sweeps.launch import ACTIVE_STATES, default_runs_root
+from sweeps.launch import ACTIVE_STATES, default_runs_root, launcher_alive
 from sweeps.progress import fmt_duration, fmt_rate, run_progress, sweep_progress, tail_row
 from sweeps.spec import PlannedRun, Sweep, expand
 
@@ -120,6 +120,8 @@ def _view(st: dict[str, Any], run_dir: Path, jobs: dict[str, slurm.SlurmJob] | N
         view = _job_view(st, job_id, jobs, ends)
         if view is not None:
             return view
+    if state == "queued" and launcher_alive(run_dir, st):
+        return _View("queued", f"waits for a worker of the launcher pid {st.get('pid')}")
     if st.get("attempts") or st.get("step"):
         why = detail if state == "preempted" and detail else "interrupted (no process holds the run)"
         return _View("preempted", f"{why}; `attnres launch` resumes it" if "launch" not in why else why)

@@ -14,7 +14,7 @@ from test_sweeps import micro_toml, write_sweep
 
 from harness.rundir import RunDir
 from harness.runlock import RunLock, holder, is_locked
-from sweeps.launch import launch
+from sweeps.launch import decide, launch
 from sweeps.spec import expand, load_sweep
 from sweeps.status import sweep_status
 
@@ -76,6 +76,9 @@ def test_relaunch_skips_a_run_whose_worker_still_starts(tmp_path, corpus):
         assert not (runs_root / "micro" / other / "metrics.jsonl").exists()
         states = {r.run_id: r.state for r in sweep_status(sweep, runs_root)[0]}
         assert states[orphan_run] == "running"  # from the lock, although its status names a dead launcher
+        assert states[other] == "queued"  # the live relaunch holds its launcher lock while the run waits
+        third = {d.run.run_id: d for d in decide(expand(sweep), runs_root / "micro")}
+        assert third[other].action == "skip" and "queued by the launcher" in third[other].reason
     finally:
         os.kill(worker, signal.SIGCONT)
     relaunch.join(timeout=300)

@@ -12,6 +12,8 @@ Idempotent. For every planned run:
     cancelled (`attnres cancel`)    skipped unless --include-cancelled
     locked                          skipped: a process trains it now (harness.runlock: the trainer
                                     holds <run_dir>/lock from its first action to its exit)
+    queued by a live launcher       skipped: it waits for a worker slot there (that launcher holds
+                                    <sweep>/.local/launcher-<pid>.lock while it runs)
     its Slurm job in squeue         skipped: queued (or starting) in Slurm
     anything else                   (re)submitted; training resumes from ckpt/last.pt
 Decisions come from the lock and the scheduler, never from a pid written into status.json. The
@@ -49,7 +51,7 @@ import submitit
 from harness.rundir import CANCEL_MARK, RunDir, is_cancelled
 from harness.runlock import FD_ENV, RunLock, describe_holder, inherited, is_locked
 from sweeps import slurm
-from sweeps.progress import fmt_duration, fmt_rate, run_progress, sweep_progress
+from sweeps.progress import fmt_duration, fmt_rate, run_progress, sweep_progress, tail_row
 from sweeps.slurm import (
     SLURM_ALIVE,
     WORKER_ENV,
@@ -537,7 +539,9 @@ class LocalPool:
             progress.append(p)
             if run.run_id in running:
                 label = f"{run.arm}-{run.spec.size}"
-                parts.append(f"{label} {p.tokens / max(1, p.target):.0%} {fmt_rate(p.tokens_per_s)} "
+                row = tail_row(self.sweep_dir / run.run_id / "metrics.jsonl") if p.tokens_per_s else None
+                loss = f" loss {row['train_loss']:.3f}" if row and row.get("train_loss") is not None else ""
+                parts.append(f"{label} {p.tokens / max(1, p.target):.0%}{loss} {fmt_rate(p.tokens_per_s)} "
                              f"ETA {fmt_duration(p.eta_s)}" if p.tokens_per_s else f"{label} starting")
         sweep = sweep_progress(progress, [r.run_id not in final for r in runs])
         return (f"[launch] {len(final)}/{len(runs)} done, {time.time() - t0:.0f} s; sweep {sweep.describe()}; "

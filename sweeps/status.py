@@ -11,6 +11,7 @@ holds the run now):
     done / diverged / failed        as written; a done run whose Slurm job is still queued says so
                                     (`attnres launch` cancels that job)
     cancelled.json present          cancelled (`attnres cancel`)
+    queued by a live local launcher queued (it holds its launcher lock)
     Slurm job in squeue             queued (with Slurm's pending reason), "preempted" if it ran before
                                     and waits to run again, running while it starts
     Slurm job gone, not finished    how it ended, from accounting (sacct): cancelled, timeout,

@@ -430,6 +430,9 @@ class LocalPool:
         self.progress_every_s = progress_every_s
         (sweep_dir / ".local").mkdir(parents=True, exist_ok=True)
         # held while this launcher lives: the runs it queued read "queued", not "pending"
+        for old in (sweep_dir / ".local").glob("launcher-*.lock"):  # left by launchers that were killed
+            if not is_locked(old.parent, old.name):
+                old.unlink(missing_ok=True)
         self.lock_name = f"launcher-{os.getpid()}.lock"
         self._lock = RunLock(sweep_dir / ".local", name=self.lock_name)
         self._lock.acquire(launcher=True)

@@ -34,9 +34,9 @@ demo: install  ## the embedded end-to-end run: data -> train the tiny ladder -> 
 	$(BIN)/attnres launch $(SWEEP) --executor local --workers $(WORKERS)
 	$(BIN)/attnres collect $(SWEEP)
 	@$(MAKE) --no-print-directory results/$(SWEEP)/report.md
-	@echo; echo "== $(SWEEP): compute multiplier over the baseline (results/$(SWEEP)/report.md) =="
-	@sed -n '/^## Headline/,/^## Warnings/p' results/$(SWEEP)/report.md | grep '^ *-' || true
-	@echo "figures: results/$(SWEEP)/figures/"
+	@echo; echo "== $(SWEEP): effective-compute multiplier over the baseline (results/$(SWEEP)/report.md) =="
+	@grep '^- Answer: ' results/$(SWEEP)/report.md | sed 's/^- //' || true
+	@echo "figures: $$(ls results/$(SWEEP)/figures/*.png | tr '\n' ' ')"
 
 # fits, figures and report are regenerated only when collect rewrote the parquet (it keeps the files,
 # and their mtimes, when nothing changed), so a re-run of a finished demo takes seconds

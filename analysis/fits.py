@@ -4,7 +4,6 @@
     fit.law.A, fit.law.alpha, fit.residuals, fit.stderr["alpha"]
     fit_saturating(obs.of("full"))           # L = E + A C^-alpha
     fit_chinchilla(obs)                      # L(N, D) = E + A / N^alpha + B / D^beta
-    fit_shared(obs, "paper")                 # one alpha (and E) tied across variants, A per variant
 
 Forms and objectives, all in log space (r = log L_observed - log L_predicted):
     paper       sum r^2: ordinary least squares of log L on log C, closed form (the paper's form,
@@ -161,38 +160,6 @@ class CurveFit:
 
 
 @dataclass(frozen=True)
-class SharedParams:
-    """One exponent (and floor E) tied across variants, one coefficient A per variant."""
-
-    alpha: Any
-    A: dict[str, Any]  # per variant
-    E: Any = None  # None for the `paper` form (no floor)
-
-    def law(self, variant: str) -> PowerLaw | SaturatingPowerLaw:
-        if self.E is None:
-            return PowerLaw(A=self.A[variant], alpha=self.alpha)
-        return SaturatingPowerLaw(E=self.E, A=self.A[variant], alpha=self.alpha)
-
-
-@dataclass(frozen=True)
-class SharedFit:
-    """A fit of every variant at once with the exponent (and E) shared: forms `paper-shared`,
-    `saturating-shared`. The multiplier between two variants is then one number, (A_b / A_v)^(1/alpha)."""
-
-    form: str  # "paper-shared" | "saturating-shared"
-    params: SharedParams
-    objective: float
-    objective_kind: str
-    variant: np.ndarray  # per point
-    compute: np.ndarray
-    loss: np.ndarray
-    residuals: np.ndarray
-    huber_delta: float | None = None
-    converged: bool = True
-    draws: SharedParams | None = None
-
-
-@dataclass(frozen=True)
 class ChinchillaFit:
     """A fit of L(N, D) (form `chinchilla`)."""
 
@@ -259,37 +226,6 @@ def fit_paper(obs: Observations, variant: str | None = None) -> CurveFit:
     return CurveFit(form="paper", variant=variant, law=law, objective=float(resid @ resid),
                     objective_kind="sum of squared log residuals", compute=obs.compute.copy(),
                     loss=obs.loss.copy(), residuals=resid, stderr=stderr, covariance=cov)
-
-
-def shared_paper_batch(log_c: np.ndarray, log_l: np.ndarray, group: np.ndarray, n_groups: int,
-                       weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted least squares of log L = log A_g - alpha log C (one alpha, one intercept per group)
-    for every row of ``weights``. Returns (alpha (R,), log_A (R, n_groups))."""
-    w = np.atleast_2d(np.asarray(weights, dtype=float))
-    onehot = np.eye(n_groups)[group]  # (n, G)
-    x = log_c - log_c.mean()
-    sw = w @ onehot  # (R, G)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mx = (w * x) @ onehot / sw
-        my = (w * log_l) @ onehot / sw
-        sxx = np.nansum((w * x ** 2) @ onehot - sw * mx ** 2, axis=1)
-        sxy = np.nansum((w * x * log_l) @ onehot - sw * mx * my, axis=1)
-        slope = np.where(sxx > 1e-12, sxy / sxx, np.nan)
-    log_a = my - slope[:, None] * (mx + log_c.mean())
-    return -slope, log_a
-
-
-def fit_shared_paper(obs: Observations) -> SharedFit:
-    variants = obs.variants
-    group = np.searchsorted(variants, obs.variant)
-    x, y = np.log(obs.compute), np.log(obs.loss)
-    alpha, log_a = shared_paper_batch(x, y, group, len(variants), np.ones((1, len(x))))
-    params = SharedParams(alpha=float(alpha[0]), A={v: float(np.exp(log_a[0, i])) for i, v in enumerate(variants)})
-    pred = np.log(np.array([params.A[v] for v in obs.variant])) - params.alpha * x
-    resid = y - pred
-    return SharedFit(form="paper-shared", params=params, objective=float(resid @ resid),
-                     objective_kind="sum of squared log residuals", variant=obs.variant.copy(),
-                     compute=obs.compute.copy(), loss=obs.loss.copy(), residuals=resid)
 
 
 # ----------------------------------------------------------------------------- robust (Huber) forms
@@ -507,6 +443,18 @@ def fit_saturating(obs: Observations, variant: str | None = None, huber_delta: f
                     n_starts=opt.n_starts, converged=opt.converged)
 
 
+def fit_saturating_floor(obs: Observations, floor: float, variant: str | None = None) -> CurveFit:
+    """L = E + A C^-alpha with the floor E given (not fitted): least squares of log(L - E) on log C,
+    closed form, as the paper form. For users who know their irreducible loss."""
+    variant = variant or _single_variant(obs)
+    shifted = fit_paper(replace(obs, loss=obs.loss - floor), variant)
+    law = SaturatingPowerLaw(E=float(floor), A=shifted.law.A, alpha=shifted.law.alpha)
+    return CurveFit(form="saturating", variant=variant, law=law, objective=shifted.objective,
+                    objective_kind="sum of squared residuals of log(L - E), E given", compute=obs.compute.copy(),
+                    loss=obs.loss.copy(), residuals=np.log(obs.loss) - np.log(law.loss(obs.compute)),
+                    stderr=shifted.stderr, covariance=shifted.covariance)
+
+
 def _saturating_law(theta: np.ndarray, g: int, c_ref: float) -> SaturatingPowerLaw:
     e, alpha, a = theta[0], theta[1], theta[2 + g]
     return SaturatingPowerLaw(E=float(np.exp(e)), A=float(np.exp(a) * c_ref ** alpha), alpha=float(alpha))
@@ -514,38 +462,6 @@ def _saturating_law(theta: np.ndarray, g: int, c_ref: float) -> SaturatingPowerL
 
 def _saturating_theta(law: SaturatingPowerLaw, c_ref: float) -> np.ndarray:
     return np.array([np.log(max(law.E, 1e-12)), law.alpha, np.log(law.A) - law.alpha * np.log(c_ref)])
-
-
-def fit_shared_saturating(obs: Observations, huber_delta: float = EPOCH_HUBER_DELTA,
-                          per_variant: dict[str, CurveFit] | None = None) -> SharedFit:
-    """L_v = E + A_v C^-alpha with E and alpha shared by every variant (Huber, multi-start)."""
-    variants = obs.variants
-    group = np.searchsorted(variants, obs.variant)
-    c_ref = float(np.exp(np.mean(np.log(obs.compute))))
-    model = _saturating_model(np.log(obs.compute / c_ref), group, len(variants))
-    grid = _saturating_starts(obs.loss, group, len(variants))
-    if per_variant:  # also start from each variant's own fit (its E and alpha, A matched per variant)
-        extra = []
-        for f in per_variant.values():
-            law = f.law
-            a = [np.log(max(np.median(obs.loss[group == g]) - law.E, 1e-6)) for g in range(len(variants))]
-            extra.append([np.log(max(law.E, 1e-12)), law.alpha, *a])
-        grid = np.vstack([grid, extra])
-    y = np.log(obs.loss)
-    bounds = [(None, None), _SATURATING_BOUNDS_ALPHA] + [(None, None)] * len(variants)
-    opt = _multistart_batched(model, y, huber_delta, grid, bounds)
-    params = _shared_saturating_params(opt.theta, variants, c_ref)
-    pred = np.array([params.law(v).loss(c) for v, c in zip(obs.variant, obs.compute)])
-    return SharedFit(form="saturating-shared", params=params, objective=opt.objective,
-                     objective_kind="sum of Huber(delta) of log residuals", variant=obs.variant.copy(),
-                     compute=obs.compute.copy(), loss=obs.loss.copy(), residuals=y - np.log(pred),
-                     huber_delta=huber_delta, converged=opt.converged)
-
-
-def _shared_saturating_params(theta: np.ndarray, variants: list[str], c_ref: float) -> SharedParams:
-    alpha = float(theta[1])
-    return SharedParams(alpha=alpha, E=float(np.exp(theta[0])),
-                        A={v: float(np.exp(theta[2 + i]) * c_ref ** alpha) for i, v in enumerate(variants)})
 
 
 # ----------------------------------------------------------------------------- Chinchilla form
@@ -610,7 +526,7 @@ def _chinchilla_theta(law: ChinchillaLaw) -> np.ndarray:
 # ----------------------------------------------------------------------------- bootstrap refits
 
 
-def refit(fit: CurveFit | SharedFit | ChinchillaFit, obs: Observations, weights: np.ndarray) -> Any:
+def refit(fit: CurveFit | ChinchillaFit, obs: Observations, weights: np.ndarray) -> Any:
     """The fit's parameters on every bootstrap replicate (rows of ``weights``: resample counts of the
     points of ``obs``, which must be the points ``fit`` was made on); returns the fit with ``draws``.
 
@@ -621,16 +537,11 @@ def refit(fit: CurveFit | SharedFit | ChinchillaFit, obs: Observations, weights:
     w = np.atleast_2d(weights)
     if isinstance(fit, CurveFit) and fit.form == "paper":
         return replace(fit, draws=paper_batch(np.log(obs.compute), np.log(obs.loss), w))
-    if isinstance(fit, SharedFit) and fit.form == "paper-shared":
-        variants = sorted(fit.params.A)
-        group = np.searchsorted(variants, obs.variant)
-        alpha, log_a = shared_paper_batch(np.log(obs.compute), np.log(obs.loss), group, len(variants), w)
-        return replace(fit, draws=SharedParams(alpha=alpha, A={v: np.exp(log_a[:, i]) for i, v in enumerate(variants)}))
     with single_threaded_blas():
         return _refit_huber(fit, obs, w)
 
 
-def _refit_huber(fit: CurveFit | SharedFit | ChinchillaFit, obs: Observations, w: np.ndarray) -> Any:
+def _refit_huber(fit: CurveFit | ChinchillaFit, obs: Observations, w: np.ndarray) -> Any:
     y = np.log(obs.loss)
     if isinstance(fit, CurveFit):  # saturating
         c_ref = float(np.exp(np.mean(np.log(obs.compute))))
@@ -639,20 +550,6 @@ def _refit_huber(fit: CurveFit | SharedFit | ChinchillaFit, obs: Observations, w
         thetas, _, _ = _batched_irls(model, y, w, fit.huber_delta, _saturating_theta(fit.law, c_ref), bounds)
         return replace(fit, draws=SaturatingPowerLaw(E=np.exp(thetas[:, 0]), A=np.exp(thetas[:, 2]) * c_ref ** thetas[:, 1],
                                                      alpha=thetas[:, 1]))
-    if isinstance(fit, SharedFit):  # saturating-shared
-        variants = sorted(fit.params.A)
-        group = np.searchsorted(variants, obs.variant)
-        c_ref = float(np.exp(np.mean(np.log(obs.compute))))
-        model = _saturating_model(np.log(obs.compute / c_ref), group, len(variants))
-        p = fit.params
-        x0 = np.array([np.log(max(p.E, 1e-12)), p.alpha,
-                       *[np.log(p.A[v]) - p.alpha * np.log(c_ref) for v in variants]])
-        bounds = [(None, None), _SATURATING_BOUNDS_ALPHA] + [(None, None)] * len(variants)
-        thetas, _, _ = _batched_irls(model, y, w, fit.huber_delta, x0, bounds)
-        alpha = thetas[:, 1]
-        draws = SharedParams(alpha=alpha, E=np.exp(thetas[:, 0]),
-                             A={v: np.exp(thetas[:, 2 + i]) * c_ref ** alpha for i, v in enumerate(variants)})
-        return replace(fit, draws=draws)
     if isinstance(fit, ChinchillaFit):
         model = _chinchilla_model(np.log(obs.n_params), np.log(obs.tokens))
         th, _, _ = _batched_irls(model, y, w, fit.huber_delta, _chinchilla_theta(fit.law))
@@ -663,7 +560,7 @@ def _refit_huber(fit: CurveFit | SharedFit | ChinchillaFit, obs: Observations, w
 
 # ----------------------------------------------------------------------------- dispatch
 
-FORMS = ("paper", "saturating", "chinchilla", "isoflop")
+FORMS = ("shift", "paper", "saturating", "chinchilla", "isoflop")
 
 
 def fit_form(form: str, obs: Observations, variant: str, huber_delta: float = EPOCH_HUBER_DELTA) -> CurveFit:
@@ -672,14 +569,4 @@ def fit_form(form: str, obs: Observations, variant: str, huber_delta: float = EP
         return fit_paper(obs, variant)
     if form == "saturating":
         return fit_saturating(obs, variant, huber_delta)
-    raise ValueError(f"unknown L(C) form {form!r}; use paper or saturating")
-
-
-def fit_shared(obs: Observations, form: str, huber_delta: float = EPOCH_HUBER_DELTA,
-               per_variant: dict[str, CurveFit] | None = None) -> SharedFit:
-    """The shared-exponent fit of every variant in ``obs`` (`paper` or `saturating`)."""
-    if form == "paper":
-        return fit_shared_paper(obs)
-    if form == "saturating":
-        return fit_shared_saturating(obs, huber_delta, per_variant)
     raise ValueError(f"unknown L(C) form {form!r}; use paper or saturating")

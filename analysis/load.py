@@ -127,12 +127,22 @@ class Observations:
     loss: np.ndarray  # float, nats/token
     compute_unit: str = "PF-days"
     source: str = ""  # where the rows came from (a path), for reports
+    unit: np.ndarray | None = None  # str, the pairing unit; None: (size, seed), see unit_keys
 
     def __post_init__(self) -> None:
         n = len(self.loss)
         for name in ("variant", "size", "run", "seed", "n_params", "tokens", "compute"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"Observations.{name} has {len(getattr(self, name))} rows, loss has {n}")
+        if self.unit is not None and len(self.unit) != n:
+            raise ValueError(f"Observations.unit has {len(self.unit)} rows, loss has {n}")
+
+    def unit_keys(self) -> np.ndarray:
+        """The pairing unit of each row: runs of different arms with the same key share their initial
+        weights and batch order (same size, same seed). Default: size label + seed."""
+        if self.unit is not None:
+            return np.asarray(self.unit).astype(str)
+        return np.char.add(np.char.add(self.size.astype(str), " seed "), self.seed.astype(str))
 
     def __len__(self) -> int:
         return len(self.loss)
@@ -145,7 +155,8 @@ class Observations:
         f = lambda a: np.asarray(a)[mask_or_index]
         return Observations(variant=f(self.variant), size=f(self.size), run=f(self.run), seed=f(self.seed),
                             n_params=f(self.n_params), tokens=f(self.tokens), compute=f(self.compute),
-                            loss=f(self.loss), compute_unit=self.compute_unit, source=self.source)
+                            loss=f(self.loss), compute_unit=self.compute_unit, source=self.source,
+                            unit=None if self.unit is None else f(self.unit))
 
     def of(self, variant: str) -> Observations:
         return self.take(self.variant == variant)
@@ -204,8 +215,9 @@ def observations_from_curves(curves: CurveTable, runs: pd.DataFrame, min_fractio
     target = meta.loc[df["run_id"], "target_tokens"].to_numpy(dtype=float)
     df = df[df["tokens"].to_numpy(dtype=float) >= min_fraction * target]
     n = meta.loc[df["run_id"], "params_non_embedding"].to_numpy(dtype=float)
+    size = meta.loc[df["run_id"], "cell" if "cell" in meta.columns else "size"].astype(str).to_numpy()
     return Observations(
-        variant=df["variant"].astype(str).to_numpy(), size=df["size"].astype(str).to_numpy(),
+        variant=df["variant"].astype(str).to_numpy(), size=size,
         run=df["run_id"].astype(str).to_numpy(), seed=df["seed"].astype(np.int64).to_numpy(),
         n_params=n, tokens=df["tokens"].astype(float).to_numpy(),
         compute=df["compute_pfdays"].astype(float).to_numpy(), loss=df["val_loss"].astype(float).to_numpy(),
@@ -237,7 +249,8 @@ def load_table(path: str | Path, *, loss_col: str, n_col: str | None = None, d_c
     C = 6 N D in FLOPs; no D column -> D = C / (6 N) (Epoch's convention for Chinchilla's data).
     ``query`` filters rows first (pandas syntax, e.g. "excluded == 0"). Without ``variant_col`` all
     rows are one variant "all"; without ``run_col`` each row is its own run; without ``size_col`` the
-    size label is N (or C)."""
+    size label is N (or C) and no rows are paired (each run is its own unit); with it, runs of
+    different variants at the same size and seed are paired."""
     path = Path(path)
     frame = read_table(path)
     named = {"--loss-col": loss_col, "--n-col": n_col, "--d-col": d_col, "--c-col": c_col,
@@ -271,9 +284,10 @@ def load_table(path: str | Path, *, loss_col: str, n_col: str | None = None, d_c
     rows = np.arange(len(frame))
     size = (frame[size_col].astype(str).to_numpy() if size_col
             else np.array([f"{v:.4g}" for v in (n if n_col else c)]))
+    run = frame[run_col].astype(str).to_numpy() if run_col else np.array([f"row{i}" for i in rows])
     return Observations(
         variant=frame[variant_col].astype(str).to_numpy() if variant_col else np.full(len(frame), "all"),
         size=size,
-        run=frame[run_col].astype(str).to_numpy() if run_col else np.array([f"row{i}" for i in rows]),
-        seed=frame[seed_col].astype(np.int64).to_numpy() if seed_col else np.zeros(len(frame), np.int64),
-        n_params=n, tokens=d, compute=c, loss=loss, compute_unit=unit, source=str(path))
+        run=run, seed=frame[seed_col].astype(np.int64).to_numpy() if seed_col else np.zeros(len(frame), np.int64),
+        n_params=n, tokens=d, compute=c, loss=loss, compute_unit=unit, source=str(path),
+        unit=None if size_col else run)  # without a size column rows are not paired: each run its own unit

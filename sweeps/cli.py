@@ -1,6 +1,6 @@
 """Subcommands of `attnres` for sweeps: plan, launch, status (and collect, from sweeps.collect).
 
-    attnres plan demo [--json]
+    attnres plan demo [--json] [--power [--noise-from SWEEP]]
     attnres launch demo [--executor local|slurm|debug] [--workers N] [--dry-run] [--wait]
     attnres status demo [--json]
 
@@ -34,6 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "device-hours, with totals. Nothing is written or submitted.")
     _add_common(p, runs_root=False)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--power", action="store_true",
+                   help="also print the statistical power of the design: per arm, the expected 90%% interval "
+                   "half-width of the multiplier, the smallest multiplier it detects with 80%% power, and the seeds "
+                   "per size needed to detect 1.1x and 1.25x (analysis/power.py)")
+    p.add_argument("--noise-from", metavar="SWEEP", default=None,
+                   help="--power: take the noise level from this sweep's results (RESULTS_ROOT/SWEEP/runs.parquet); "
+                   "default: this sweep's own results when collected, else the ladder's documented default")
+    p.add_argument("--results-root", default="results", help="--power: where sweeps' results live (default: results)")
     p.set_defaults(func=_cmd_plan)
 
     p = subparsers.add_parser("launch", help="train every unfinished run of a sweep (local, Slurm or debug)",
@@ -79,11 +87,45 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from sweeps.plan import format_plan, make_plan
 
     try:
-        plan = make_plan(load_sweep(args.sweep))
+        sweep = load_sweep(args.sweep)
+        plan = make_plan(sweep)
     except SweepError as e:
         return _fail("plan", e)
     print(json.dumps(plan.as_json(), indent=2) if args.json else format_plan(plan))
+    if args.power:
+        try:
+            print("\n".join(_power_lines(sweep, plan, args)))
+        except (SweepError, ValueError) as e:
+            return _fail("plan --power", e)
     return 0
+
+
+def _power_lines(sweep, plan, args: argparse.Namespace) -> list[str]:
+    """The design's power (analysis.power) from its plan and a measured or default noise level."""
+    from pathlib import Path
+
+    from analysis.load import AnalysisInputError
+    from analysis.power import noise_from_results, plan_power
+
+    arms = sorted({r["arm"] for r in plan.rows if r["arm"] != "baseline"})
+    if not arms or "baseline" not in {r["arm"] for r in plan.rows}:
+        return ["power: needs a `baseline` arm and at least one other arm"]
+    cells = {(r["size"], r["budget"]) for r in plan.rows if r["arm"] == arms[0]}
+    hparam = bool(sweep.axes) or any(a.axes for a in sweep.arms)
+    lost = 1 if hparam and len(sweep.seeds) >= 2 else 0
+    source = args.noise_from or sweep.name
+    results = Path(args.results_root) / source
+    measured = {}
+    if (results / "runs.parquet").exists():
+        try:
+            measured = noise_from_results(results)
+        except AnalysisInputError as e:
+            if args.noise_from:
+                raise SweepError(f"--noise-from {args.noise_from}: {e}") from e
+    elif args.noise_from:
+        raise SweepError(f"--noise-from {args.noise_from}: {results / 'runs.parquet'} not found; collect that sweep "
+                         f"first (`attnres collect {args.noise_from}`) or pass --results-root")
+    return [""] + plan_power(arms, len(cells), len(sweep.seeds), lost, sweep.ladder, measured)
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:

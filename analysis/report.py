@@ -113,7 +113,7 @@ def _fit_tables(a: Analysis) -> list[str]:
         out += _table(["variant", "E", "A", "B", "alpha", "beta", "N_opt ∝ C^a", "points", "objective",
                        "L-BFGS starts"], rows)
     if a.isoflop:
-        out.append("### isoFLOP minima (local quadratic at each budget's minimum; edge minima rejected)")
+        out.append("### isoFLOP minima (Akima spline of log L on log N per budget, argmin on an oversampled grid; edge minima rejected)")
         out.append("")
         rows = []
         for v, f in sorted(a.isoflop.items()):

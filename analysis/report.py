@@ -172,7 +172,8 @@ def _fit_tables(a: Analysis) -> list[str]:
                 for v, f in sorted(a.chinchilla.items())]
         out += _table(["arm", "E", "A", "B", "alpha", "beta", "N_opt ∝ C^a", "points", "objective", "L-BFGS starts"], rows)
     if a.isoflop:
-        out += ["### isoFLOP minima (local quadratic at each budget's minimum; edge minima rejected)", ""]
+        out += ["### isoFLOP minima (Akima spline of log L on log N per budget, argmin on an oversampled grid; "
+                "edge minima rejected)", ""]
         rows = [[label(v), _g(f.n_opt.exponent, 3) if f.n_opt else "–", _g(f.d_opt.exponent, 3) if f.d_opt else "–",
                  f"{len(f.accepted)} of {len(f.budgets)}", "; ".join(f.notes) or "–"] for v, f in sorted(a.isoflop.items())]
         out += _table(["arm", "N* ∝ C^a", "D* ∝ C^b", "budgets used", "notes"], rows)

@@ -81,14 +81,26 @@ def _isoflop_grid(law: ChinchillaLaw, seed: int, centres: np.ndarray, span: floa
 
 def test_isoflop_recovers_the_allocation_exponents():
     """Hoffmann et al.'s law: N* ∝ C^(beta / (alpha + beta)) = C^0.452 under C = 6 N D. Size grids
-    deliberately off-centre (from 1/4 to 4 x N*) and wide (1/30 to 30 x their centre)."""
+    deliberately off-centre (from 1/4 to 4 x N*) and wide (1/30 to 30 x their centre). Without noise
+    the minima must be unbiased. With 0.05% loss noise the spline's argmin follows the noise of the
+    3 sizes around the minimum (13 sizes x1.76 apart): over 200 draws its exponent error has rms 0.009
+    (the former 5-point quadratic: 0.002), so one draw cannot carry a 0.01 bound; 20 draws can."""
     law = ChinchillaLaw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
-    fit = fit_isoflop(_isoflop_grid(law, 0, np.geomspace(0.25, 4, 6)))
+    centres = np.geomspace(0.25, 4, 6)
+    fit = fit_isoflop(_isoflop_grid(law, 0, centres, noise=0.0))
     assert [b.status for b in fit.budgets] == ["ok"] * 6
-    print(f"\nN* exponent {fit.n_opt.exponent:.4f} (truth {law.n_opt_exponent:.4f}), D* {fit.d_opt.exponent:.4f}")
-    assert abs(fit.n_opt.exponent - law.n_opt_exponent) < 0.01
-    assert abs(fit.d_opt.exponent - (1 - law.n_opt_exponent)) < 0.01
-    for b in fit.budgets:  # each minimum near the true optimum and its loss
+    assert abs(fit.n_opt.exponent - law.n_opt_exponent) < 0.002
+    assert abs(fit.d_opt.exponent - (1 - law.n_opt_exponent)) < 0.002
+    for b in fit.budgets:  # each minimum at the true optimum (to the grid's step, 1/25 of a gap) and its loss
+        n_opt, d_opt = law.optimal_allocation(b.compute)
+        assert abs(np.log(b.n_opt / n_opt)) < 0.02
+        assert b.loss_opt == pytest.approx(float(law.loss(n_opt, d_opt)), rel=1e-4)
+    noisy = [fit_isoflop(_isoflop_grid(law, seed, centres)) for seed in range(20)]
+    err = np.array([f.n_opt.exponent - law.n_opt_exponent for f in noisy])
+    print(f"\nN* exponent error (truth {law.n_opt_exponent:.4f}): noise-free {fit.n_opt.exponent - law.n_opt_exponent:+.4f}; "
+          f"20 noisy draws mean {err.mean():+.4f}, rms {np.sqrt(np.mean(err ** 2)):.4f}, max |err| {np.abs(err).max():.4f}")
+    assert abs(err.mean()) < 0.005 and np.sqrt(np.mean(err ** 2)) < 0.012
+    for b in noisy[0].budgets:  # each noisy minimum near the true optimum and its loss
         n_opt, d_opt = law.optimal_allocation(b.compute)
         assert b.n_opt == pytest.approx(n_opt, rel=0.15)
         assert b.loss_opt == pytest.approx(float(law.loss(n_opt, d_opt)), rel=2e-3)

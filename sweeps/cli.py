@@ -71,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fail(cmd: str, e: Exception) -> int:
-    print(f"attnres {cmd}: {e}", file=sys.stderr)
+    for problem in getattr(e, "problems", None) or [str(e)]:  # a SweepError: one line per problem
+        print(f"attnres {cmd}: {problem}", file=sys.stderr)
     return 2
 
 

@@ -180,7 +180,9 @@ class ModelConfig:
     embed_std: float = 1.0  # O(1) residual stream at init, so RMSNorm's eps stays negligible
 
     RULES: ClassVar[dict[str, Rule]] = {
-        **dict.fromkeys(("vocab_size", "n_blocks", "d_model", "n_heads", "head_dim_override", "d_ff", "seq_len",
+        # an upper bound only where a typo would hang `plan` (layer layouts are built per layer)
+        "n_blocks": Rule(lo=1, hi=10_000),
+        **dict.fromkeys(("vocab_size", "d_model", "n_heads", "head_dim_override", "d_ff", "seq_len",
                          "attnres_blocks", "layers_per_block", "depth_heads"), AT_LEAST_1),
         **dict.fromkeys(("rope_theta", "norm_eps", "init_std", "embed_std"), POSITIVE),
     }

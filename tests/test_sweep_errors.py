@@ -214,3 +214,37 @@ def test_injection_never_reaches_sbatch(tmp_path, where):
         return
     _check_script(sweep, tmp_path)  # fails: the injected line is in the script
     pytest.fail("the injected value was accepted")
+
+
+WEIRD = ['"2"', "true", "-1", "0", "inf", "[1, 2]", "{ a = 1 }", '"x\\ny"', "1.5", "1e30"]
+
+
+def _all_keys() -> list[tuple[str, str]]:
+    from dataclasses import fields
+
+    from harness.config import ModelConfig
+
+    keys = [("[train]", f.name) for f in fields(TrainConfig)] + [("[model]", f.name) for f in fields(ModelConfig)]
+    keys += [("[launch]", f.name) for f in fields(LaunchSpec)]
+    keys += [("[sweep]", k) for k in ("ladder", "sizes", "seeds", "rules", "description")]
+    keys += [("[budget]", k) for k in ("mode", "tokens")] + [("[data]", k) for k in ("path", "tokenizer")]
+    return keys
+
+
+@pytest.mark.parametrize("table,key", _all_keys(), ids=[f"{t}.{k}" for t, k in _all_keys()])
+def test_no_value_of_any_key_gives_a_traceback(tmp_path, table, key):
+    """Every key of every table, set to values of the wrong type or range: plan either accepts the
+    file or raises SweepError naming that key; nothing else escapes (no TypeError, no ZeroDivision)."""
+    from sweeps.plan import make_plan
+
+    for value in WEIRD:
+        lines = micro().splitlines()
+        start = lines.index(table)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
+        body = [ln for ln in lines[start + 1:end] if not ln.startswith(f"{key} =")]
+        text = "\n".join(lines[:start + 1] + [f"{key} = {value}"] + body + lines[end:])
+        path = write(tmp_path, text)
+        try:
+            make_plan(load_sweep(path))
+        except SweepError as e:
+            assert all(p.startswith(f"{path}: ") and "; fix: " in p for p in e.problems), e.problems

@@ -288,8 +288,9 @@ class TrainConfig:
         **dict.fromkeys(("tokens", "batch_size", "micro_batch_size", "eval_every_tokens", "eval_tokens",
                          "log_every_steps", "threads", "save_at_tokens"), AT_LEAST_1),
         # grad_clip is clip_grad_norm_'s max_norm: a negative one flips every gradient
-        **dict.fromkeys(("lr", "ckpt_every_s", "grad_clip"), POSITIVE),
-        **dict.fromkeys(("seed", "warmup_tokens", "weight_decay"), NON_NEGATIVE),
+        **dict.fromkeys(("lr", "grad_clip"), POSITIVE),
+        # ckpt_every_s = 0: a checkpoint after every step (the resume tests use it)
+        **dict.fromkeys(("seed", "warmup_tokens", "weight_decay", "ckpt_every_s"), NON_NEGATIVE),
         **dict.fromkeys(("decay_frac", "min_lr_ratio"), FRACTION),
         "warmup_frac": Rule(lo=0, hi=1, hi_open=True),
         **dict.fromkeys(("beta1", "beta2"), Rule(lo=0, hi=1, hi_open=True)),  # AdamW needs beta < 1

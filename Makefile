@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SWEEP ?= demo
 WORKERS ?= $(shell nproc)
+# which torch build `make install` gets (README "Installing torch"): TORCH is a requirement or a wheel
+# file; TORCH_INDEX, when set, is the only index pip reads it from (e.g. PyTorch's CPU wheel index)
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 # measured here: glibc's mmap/trim thresholds cut page-fault cost of training processes (up to 1.6x)
 export MALLOC_MMAP_THRESHOLD_ ?= 4294967296
 export MALLOC_TRIM_THRESHOLD_ ?= 8589934592
@@ -18,12 +22,13 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# torch first and pinned: the CPU wheel; an unpinned torch would pull a multi-GB CUDA build
-	$(BIN)/python -m pip install -q torch==2.13.0
+	# torch first, pinned: from pip's default index on Linux x86_64 this is the CUDA build (multi-GB);
+	# TORCH_INDEX chooses another build, which the pin (==2.13.0) then accepts, local label and all
+	$(BIN)/python -m pip install -q $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project (torch pinned to the CPU wheel)
+install: $(STAMP)  ## create .venv and install the project (torch 2.13.0; TORCH_INDEX=URL picks the build)
 
 data: install  ## prepare the default corpus (byte-level) under data/
 	$(BIN)/attnres data prepare

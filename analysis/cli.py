@@ -137,6 +137,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(summary_text(a))
         if out is not None:
             print(f"wrote {out}")
+    if not (a.headline or any(a.curve_fits.values()) or a.chinchilla or a.isoflop):
+        print("attnres fit: error: nothing could be fitted (the reasons are listed as skipped above)", file=sys.stderr)
+        return 1
     return 0
 
 

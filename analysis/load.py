@@ -225,17 +225,43 @@ def observations_from_curves(curves: CurveTable, runs: pd.DataFrame, min_fractio
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV (``#`` lines are comments) or parquet file as a DataFrame."""
+    """A CSV (``#`` lines are comments) or parquet file as a DataFrame; its index counts data rows
+    from 0 (header and comments not counted), which is what messages call 'row'."""
     path = Path(path)
     if not path.exists():
         raise AnalysisInputError(f"{path} not found; pass an existing CSV or parquet file to --table")
+    if path.is_dir():
+        raise AnalysisInputError(f"{path} is a directory; pass a CSV or parquet file to --table")
+    kind = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "CSV"
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, comment="#")
+        frame = pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path, comment="#")
     except Exception as e:
-        raise AnalysisInputError(f"{path} could not be read as {'parquet' if path.suffix == '.parquet' else 'CSV'}"
-                                 f" ({e}); check the file format") from e
+        raise AnalysisInputError(f"{path} could not be read as {kind} ({e}); check the file format") from e
+    return frame.reset_index(drop=True)
+
+
+def _numeric(frame: pd.DataFrame, name: str, flag: str, path: Path, *, positive: bool = True,
+             whole: bool = False) -> np.ndarray:
+    """A numeric column, or AnalysisInputError naming the file, the column and its first bad row:
+    text, a missing value, and (``positive``) a non-positive or non-finite number."""
+    raw = frame[name]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    text = np.isnan(values) & raw.notna().to_numpy()
+    if text.any():
+        i = int(np.argmax(text))
+        raise AnalysisInputError(f"{path}: column {name!r} ({flag}) holds text at row {frame.index[i]}: "
+                                 f"{raw.iloc[i]!r} (and {int(text.sum()) - 1} more rows); fix: make the column "
+                                 "numeric, or drop those rows with --query")
+    bad = ~np.isfinite(values) | (values <= 0 if positive else False)
+    if whole:
+        bad |= np.isfinite(values) & (values != np.round(values))
+    if bad.any():
+        i = int(np.argmax(bad))
+        what = "missing, non-finite or non-positive" if positive else "missing, non-finite or fractional"
+        raise AnalysisInputError(f"{path}: column {name!r} ({flag}) has {int(bad.sum())} {what} value(s), the first "
+                                 f"at row {frame.index[i]} ({raw.iloc[i]!r}); fix: correct them or drop those "
+                                 "rows with --query")
+    return values
 
 
 def load_table(path: str | Path, *, loss_col: str, n_col: str | None = None, d_col: str | None = None,
@@ -266,7 +292,8 @@ def load_table(path: str | Path, *, loss_col: str, n_col: str | None = None, d_c
             raise AnalysisInputError(f"--query {query!r} failed on {path}: {e}") from e
     if len(frame) == 0:
         raise AnalysisInputError(f"{path}: no rows left" + (f" after --query {query!r}" if query else ""))
-    col = lambda name: frame[name].astype(float).to_numpy() if name else np.full(len(frame), np.nan)
+    flags = {col: flag for flag, col in named.items() if col is not None}
+    col = lambda name: _numeric(frame, name, flags[name], path) if name else np.full(len(frame), np.nan)
     n, d, c = col(n_col), col(d_col), col(c_col)
     unit = compute_unit or ("as given" if c_col else "FLOPs")
     if c_col is None and n_col and d_col:
@@ -277,10 +304,6 @@ def load_table(path: str | Path, *, loss_col: str, n_col: str | None = None, d_c
         raise AnalysisInputError("a compute column is needed: pass --c-col, or --n-col and --d-col "
                                  "(then C = 6 N D)")
     loss = col(loss_col)
-    bad = ~(np.isfinite(loss) & (loss > 0))
-    if bad.any():
-        raise AnalysisInputError(f"{path}: column {loss_col!r} has {int(bad.sum())} non-positive or missing "
-                                 f"values (first at row {int(np.argmax(bad))}); drop them with --query")
     rows = np.arange(len(frame))
     size = (frame[size_col].astype(str).to_numpy() if size_col
             else np.array([f"{v:.4g}" for v in (n if n_col else c)]))
@@ -288,6 +311,8 @@ def load_table(path: str | Path, *, loss_col: str, n_col: str | None = None, d_c
     return Observations(
         variant=frame[variant_col].astype(str).to_numpy() if variant_col else np.full(len(frame), "all"),
         size=size,
-        run=run, seed=frame[seed_col].astype(np.int64).to_numpy() if seed_col else np.zeros(len(frame), np.int64),
+        run=run,
+        seed=(_numeric(frame, seed_col, "--seed-col", path, positive=False, whole=True).astype(np.int64) if seed_col
+              else np.zeros(len(frame), np.int64)),
         n_params=n, tokens=d, compute=c, loss=loss, compute_unit=unit, source=str(path),
         unit=None if size_col else run)  # without a size column rows are not paired: each run its own unit

@@ -74,11 +74,11 @@ def _stderr(msg: str) -> None:
 
 
 def data_root() -> Path:
-    """$ATTNRES_DATA_DIR, else data/ in the source checkout (git-ignored), else data/ in the cwd."""
-    if os.environ.get("ATTNRES_DATA_DIR"):
-        return Path(os.environ["ATTNRES_DATA_DIR"])
-    repo = Path(__file__).resolve().parent.parent
-    return (repo if (repo / "pyproject.toml").exists() else Path.cwd()) / "data"
+    """$ATTNRES_DATA_DIR, else data/ in the working directory (harness/paths.py: one rule for runs/,
+    results/ and data/)."""
+    from harness.paths import data_root as root
+
+    return root()
 
 
 def default_data_dir(corpus: str = DEFAULT_CORPUS, tokenizer: str = "byte", vocab_size: int | None = None) -> Path:
@@ -673,7 +673,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"Built-in corpora (--corpus), pinned registry packages:\n{corpora}\n\n"
         "Re-running with the same options returns at once. Downloaded packages and trained BPE\n"
         "tokenizers are cached in <data root>/cache; the data root is $ATTNRES_DATA_DIR, else data/\n"
-        "in the checkout.",
+        "in the working directory.",
         epilog="examples:\n  attnres data prepare\n  attnres data prepare --tokenizer bpe --vocab-size 4096\n"
         f"  attnres data prepare --corpus {FALLBACK_CORPUS}\n"
         "  attnres data prepare --source-dir my_texts/ --out data/mine-byte\n"

@@ -13,7 +13,6 @@ optimizer, step, RNG, metric accumulators) writes exactly the rows an uninterrup
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import platform
@@ -32,7 +31,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from harness.accounting import flops_per_token, param_counts
-from harness.config import ConfigError, DataConfig, RunSpec, TrainConfig, build_config
+from harness.config import ConfigError, RunSpec, TrainConfig
 from harness.distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
 from harness.model import LM
 from harness.rundir import RunDir
@@ -432,63 +431,3 @@ def _copy_parent_rows(run: RunDir, ckpt: Path, step: int) -> None:
     for row in parent.read_metrics().rows:
         if int(row["step"]) <= step:
             run.append_metrics(row)
-
-
-# ----------------------------------------------------------------------------------------------
-# CLI
-
-
-def _num(s: str) -> int:
-    return int(float(s))
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train (or resume) a single run",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run-dir", required=True, help="run directory; resumes from its checkpoint if present")
-    p.add_argument("--spec", help="a spec.json (RunSpec) to start the run from")
-    g = p.add_argument_group("ad-hoc run (instead of --spec)")
-    g.add_argument("--ladder", default="tiny")
-    g.add_argument("--size", default="d2")
-    g.add_argument("--variant", default="baseline")
-    g.add_argument("--attnres-blocks", type=int)
-    g.add_argument("--tokens", type=_num, default=1_000_000, help="token budget (e.g. 2e6)")
-    g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--lr", type=float, default=3e-3)
-    g.add_argument("--schedule", default="cosine", choices=["cosine", "wsd", "constant"])
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--data", help="prepared data directory (default: harness.data.default_data_dir())")
-    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    g.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    g.add_argument("--compile", action="store_true")
-    p.set_defaults(func=_cmd_train)
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    import json
-
-    from harness.data import DataError, default_data_dir, read_meta
-    from harness.ladder import model_config
-
-    run = RunDir(args.run_dir)
-    try:
-        if args.spec:
-            spec = RunSpec.from_dict(json.loads(Path(args.spec).read_text()))
-            run.write_spec(spec.to_dict())
-        elif not run.spec_path.exists():
-            data = args.data or str(default_data_dir())
-            vocab = read_meta(data)["vocab_size"]
-            extra = {"attnres_blocks": args.attnres_blocks} if args.attnres_blocks else {}
-            model = model_config(args.ladder, args.size, variant=args.variant, vocab_size=vocab, **extra)
-            train = build_config(TrainConfig, dict(tokens=args.tokens, batch_size=args.batch_size, lr=args.lr,
-                                                   schedule=args.schedule, seed=args.seed, device=args.device,
-                                                   dtype=args.dtype, compile=args.compile), "train")
-            spec = RunSpec(run_id=run.path.name, model=model, train=train, data=DataConfig(data),
-                           ladder=args.ladder, size=args.size)
-            run.write_spec(spec.to_dict())
-    except (ConfigError, DataError, OSError, ValueError, KeyError) as e:
-        print(f"attnres train: {e}", file=sys.stderr)
-        return 2
-    state = train_run(run.path)
-    return 0 if state == "done" else 1
-

@@ -1,11 +1,15 @@
-"""Subcommands of `attnres` for sweeps: plan, launch, status (and collect, from sweeps.collect).
+"""Subcommands of `attnres` for sweeps: plan, launch, status, collect.
 
     attnres plan demo [--json] [--power [--noise-from SWEEP]]
     attnres launch demo [--executor local|slurm|debug] [--workers N] [--dry-run] [--wait]
     attnres status demo [--json]
+    attnres collect demo [--strict]
 
 SWEEP is a name (sweeps/<name>.toml in the package) or the path of a .toml file. Runs live in
 RUNS_ROOT/<sweep>/<run_id>/ (--runs-root, default $ATTNRES_RUNS_ROOT or runs).
+
+The work is imported inside each command (sweeps.spec pulls in the model code and torch,
+sweeps.collect pyarrow), so building this parser stays cheap.
 """
 
 from __future__ import annotations
@@ -15,13 +19,17 @@ import fnmatch
 import json
 import os
 import sys
+from pathlib import Path
 
-from sweeps.spec import SweepError, available_sweeps, load_sweep
+
+def _sweep_names() -> list[str]:
+    """The shipped sweeps (sweeps.spec.available_sweeps, without importing sweeps.spec)."""
+    return sorted(p.stem for p in Path(__file__).resolve().parent.glob("*.toml"))
 
 
 def _add_common(p: argparse.ArgumentParser, runs_root: bool = True) -> None:
     p.add_argument("sweep", metavar="SWEEP",
-                   help=f"sweep name ({', '.join(available_sweeps())}) or path to a .toml file")
+                   help=f"sweep name ({', '.join(_sweep_names())}) or path to a .toml file")
     if runs_root:
         p.add_argument("--runs-root", default=None,
                        help="directory with one folder per sweep (default: $ATTNRES_RUNS_ROOT or runs)")
@@ -71,20 +79,82 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_status)
 
-    try:
-        from sweeps.collect import register_collect
-    except ImportError:  # pragma: no cover - collect is optional while it is being written
-        return
     register_collect(subparsers)
 
 
+_COLLECT_DESCRIPTION = (
+    "Read RUNS_ROOT/SWEEP/*/ (spec, status, env, metrics) into RESULTS_ROOT/SWEEP/runs.parquet (one row per run) "
+    "and curves.parquet (one row per evaluation point); schemas in docs/SCHEMAS.md. Incremental and idempotent; "
+    "problems (truncated metrics, missing files, unfinished runs) are reported, never fatal. A sweep file of "
+    "that name is validated first and its planned runs listed as pending; a missing runs root is refused.")
+
+
+def register_collect(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("collect", help="collect every run's losses into results/SWEEP/{runs,curves}.parquet",
+                              description=_COLLECT_DESCRIPTION)
+    _collect_arguments(p)
+
+
+def _collect_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sweep", metavar="SWEEP", help="sweep name (its runs are in RUNS_ROOT/SWEEP/), or sweeps/SWEEP.toml")
+    p.add_argument("--runs-root", default=None,
+                   help="directory with one folder per sweep (default: $ATTNRES_RUNS_ROOT or runs)")
+    p.add_argument("--results-root", default=None, help="where RESULTS_ROOT/SWEEP/ is written (default: results)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes reading changed runs (default: one per CPU, at most 8, for 64+ runs)")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 if any problem was found")
+    p.add_argument("--progress-every", type=float, default=2.0,
+                   help="seconds between progress lines while reading runs (stderr; default 2)")
+    p.set_defaults(func=_cmd_collect)
+
+
+def _planned_run_ids(sweep: str) -> list[str] | None:
+    """The run ids the sweep file plans, so runs never launched show up as pending; None when
+    there is no sweep file of that name (results collected from a runs directory alone). A sweep
+    file that exists but is invalid raises its SweepError: collect validates it like plan does."""
+    from sweeps.spec import SweepError, expand, load_sweep, sweep_path
+
+    try:
+        sweep_path(sweep)
+    except SweepError:
+        return None
+    return [r.run_id for r in expand(load_sweep(sweep))]
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from harness import paths
+    from harness.progress import Progress
+    from sweeps.collect import collect
+
+    name = Path(args.sweep).stem if args.sweep.endswith(".toml") else args.sweep
+    try:
+        summary = collect(name, runs_root=args.runs_root or paths.runs_root(),
+                          results_root=args.results_root or paths.results_root(), workers=args.workers,
+                          expected_run_ids=_planned_run_ids(args.sweep),
+                          progress=Progress(f"collect {name}: reading runs", every_s=args.progress_every))
+    except (FileNotFoundError, ValueError) as e:  # SweepError is a ValueError: one line per problem
+        return _fail("collect", e)
+    print(summary.format())
+    return 1 if args.strict and summary.problems else 0
+
+
+def collect_main(argv: list[str] | None = None) -> int:
+    """``python -m sweeps.collect SWEEP [options]``."""
+    parser = argparse.ArgumentParser(prog="python -m sweeps.collect", description=_COLLECT_DESCRIPTION)
+    _collect_arguments(parser)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
 def _fail(cmd: str, e: Exception) -> int:
-    print(f"attnres {cmd}: {e}", file=sys.stderr)
+    for problem in getattr(e, "problems", None) or [str(e)]:  # a SweepError: one line per problem
+        print(f"attnres {cmd}: {problem}", file=sys.stderr)
     return 2
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from sweeps.plan import format_plan, make_plan
+    from sweeps.spec import SweepError, load_sweep
 
     try:
         sweep = load_sweep(args.sweep)
@@ -106,6 +176,7 @@ def _power_lines(sweep, plan, args: argparse.Namespace) -> list[str]:
 
     from analysis.load import AnalysisInputError
     from analysis.power import noise_from_results, plan_power
+    from sweeps.spec import SweepError
 
     arms = sorted({r["arm"] for r in plan.rows if r["arm"] != "baseline"})
     if not arms or "baseline" not in {r["arm"] for r in plan.rows}:
@@ -130,6 +201,7 @@ def _power_lines(sweep, plan, args: argparse.Namespace) -> list[str]:
 
 def _cmd_launch(args: argparse.Namespace) -> int:
     from sweeps.launch import LaunchError, launch, wait_slurm
+    from sweeps.spec import SweepError, load_sweep
 
     try:
         sweep = load_sweep(args.sweep)
@@ -155,6 +227,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from sweeps.spec import SweepError, load_sweep
     from sweeps.status import format_status, status_json, sweep_status
 
     try:

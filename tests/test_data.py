@@ -284,7 +284,8 @@ def test_default_data_dir(monkeypatch, tmp_path):
     assert data.default_data_dir() == tmp_path / f"{corpus.DEFAULT_CORPUS}-byte"
     assert data.default_data_dir("debian", "bpe", 8192) == tmp_path / "debian-bpe8192"
     monkeypatch.delenv("ATTNRES_DATA_DIR")
-    assert data.default_data_dir().parent == Path(data.__file__).resolve().parent.parent / "data"
+    monkeypatch.chdir(tmp_path)  # data/ of the working directory (harness/paths.py)
+    assert data.default_data_dir().resolve().parent == tmp_path / "data"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -66,6 +66,7 @@ bench: install  ## benchmarks: AttnRes overhead ratios, collector and analysis s
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_collect.py
 	$(BIN)/python bench/bench_analysis.py
+	$(BIN)/python bench/bench_coverage.py
 
 figures: install  ## regenerate every figure and report under results/ from parquet alone
 	@for d in results/*/; do [ -f $$d/runs.parquet ] || continue; \

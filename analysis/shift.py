@@ -26,13 +26,15 @@ Estimator.
   3. log m = mean of d[u].
 
 Interval, always in log m (so a multiplier bound is never negative). Two independent error sources:
-    V_scatter = s^2 / n              s = sd of d[u] over n units (n - 1 dof)
+    V_scatter = s^2 / n              the noise of the n paired units: with seeds, s^2 is their pooled
+                                     within-size variance (seeds are the replication; sum(k - 1) dof);
+                                     with one seed per size, their variance across sizes (n - 1 dof)
     V_curve   = grad' Cov(theta) grad   g's uncertainty (chiefly its slope, a common factor of every
                                      d[u]) by the delta method; Cov from step 1 (sizes - degree - 1 dof)
-  a t interval on V_scatter + V_curve with Welch-Satterthwaite degrees of freedom. With >= 2 seeds
-  at some size, a one-way F-test asks whether sizes disagree more than seeds allow; if they do
-  (p < HETEROGENEITY_P) a single multiplier does not describe the data, sizes become the
-  replicates (V_scatter = variance of the per-size means / sizes, sizes - 1 dof) and a warning says so.
+  a t interval on V_scatter + V_curve with Welch-Satterthwaite degrees of freedom. With seeds, a
+  one-way F-test asks whether sizes disagree more than seeds allow; if they do (p < HETEROGENEITY_P)
+  a single multiplier does not describe the data, sizes become the replicates (V_scatter = variance
+  of the per-size means / sizes, sizes - 1 dof) and a warning says so.
 Validated by simulation (analysis/simulate.py, tests/test_multiplier_coverage.py,
 bench/bench_coverage.py): a curved baseline, noise shared by the arms of a unit, per-run noise,
 the arm's FLOP overhead; 90% intervals cover the truth in 85-95% of simulated sweeps.
@@ -168,7 +170,12 @@ def fit_baseline_curve(x: np.ndarray, y: np.ndarray, curvature: str = "auto",
             degree = 1
             rule += "; the quadratic turns over near the data (not monotone), so the power law is used"
     coef, xtx_inv, rss, dof_fit = fits[degree]
-    var, dof = _noise(rss, dof_fit, pure_error)
+    if pure_error is not None and 2 in fits:
+        # with seeds, the noise of a size mean comes from the seeds plus whatever the richer (quadratic) fit
+        # leaves: a curvature the power law misses is not noise (it biases no multiplier averaged over the sizes)
+        var, dof = _noise(fits[2][2], fits[2][3], pure_error)
+    else:
+        var, dof = _noise(rss, dof_fit, pure_error)
     cov = var * xtx_inv if dof > 0 else np.full_like(xtx_inv, np.nan)
     if coef[1] >= 0:
         raise ShiftError("the baseline's loss does not fall with compute (fitted slope "
@@ -280,6 +287,7 @@ class Heterogeneity:
     p_value: float
     df_between: int
     df_within: int
+    ms_within: float  # pooled within-size variance of the paired log multipliers
     significant: bool
 
 
@@ -298,7 +306,7 @@ class ShiftEstimate:
     seeds_per_size: tuple[int, ...]  # in size order
     var_scatter: float
     var_curve: float
-    replicate: str  # "units" or "sizes" (after a significant heterogeneity test)
+    replicate: str  # "seeds" (within-size spread), "units" (one seed: across sizes) or "sizes" (heterogeneity)
     per_size: list[SizeShift] = field(default_factory=list)
     drift: Drift | None = None
     heterogeneity: Heterogeneity | None = None
@@ -330,10 +338,10 @@ class ShiftEstimate:
 
     @property
     def method(self) -> str:
-        how = ("t interval over the paired units (within-unit scatter + the baseline curve's uncertainty, "
-               "Welch-Satterthwaite dof)" if self.replicate == "units" else
-               "t interval over sizes as replicates (sizes disagree beyond seed noise; + the baseline curve's "
-               "uncertainty, Welch-Satterthwaite dof)")
+        how = {"seeds": "t interval from the pooled within-size seed spread of the paired units",
+               "units": "t interval from the scatter of the paired units (one seed per size)",
+               "sizes": "t interval over sizes as the replicates (sizes disagree beyond seed noise)"}[self.replicate]
+        how += " plus the baseline curve's uncertainty (Welch-Satterthwaite dof)"
         return (f"effective-compute multiplier m (the baseline needs m times the compute to reach the arm's loss), "
                 f"paired shift model L_arm(C) = g(m C) on one shared baseline curve g, {self.design} "
                 f"({self.n_units} paired units); {self.level:.0%} {how}, computed in log m")
@@ -376,10 +384,10 @@ def _heterogeneity(d: np.ndarray, size: np.ndarray) -> Heterogeneity | None:
     ss_w = float(((d - means[inv]) ** 2).sum())
     df_b = len(labels) - 1
     if ss_w <= 0:
-        return Heterogeneity(np.inf, 0.0, df_b, df_w, True)
+        return Heterogeneity(np.inf, 0.0, df_b, df_w, 0.0, True)
     f = (ss_b / df_b) / (ss_w / df_w)
     p = float(stats.f.sf(f, df_b, df_w))
-    return Heterogeneity(float(f), p, df_b, df_w, p < HETEROGENEITY_P)
+    return Heterogeneity(float(f), p, df_b, df_w, ss_w / df_w, p < HETEROGENEITY_P)
 
 
 def _drift(d: np.ndarray, x: np.ndarray) -> Drift | None:
@@ -440,7 +448,9 @@ def estimate_arm(obs: Observations, curve: BaselineCurve, baseline: str, arm: st
         notes.append(f"sizes disagree beyond seed noise (F = {het.f:.2f}, p = {het.p_value:.2g}): one multiplier does "
                      "not describe every size; the interval treats sizes as the replicates (see the per-size values "
                      "and the drift test)")
-    else:
+    elif het is not None and het.df_within >= 2:  # seeds: the within-size spread is the replication
+        v_scatter, dof_scatter, replicate = het.ms_within / n, het.df_within, "seeds"
+    else:  # one seed per size: the scatter across sizes is all there is
         v_scatter, dof_scatter, replicate = s * s / n, n - 1, "units"
     grad = _curve_gradient(lambda c: units.deltas(curve, c).mean(), curve)
     v_curve = float(grad @ curve.cov @ grad) if curve.dof > 0 else 0.0

@@ -374,6 +374,7 @@ def prepare(out_dir: str | Path, corpus: str = DEFAULT_CORPUS, tokenizer: str = 
         raise DataError(f"{out} holds {what}; fix: add --force to replace it, or choose another --out")
     cache = Path(cache_dir) if cache_dir is not None else data_root() / "cache"
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_orphans(out, log)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
     tmp.mkdir()
     try:
@@ -385,6 +386,22 @@ def prepare(out_dir: str | Path, corpus: str = DEFAULT_CORPUS, tokenizer: str = 
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _remove_orphans(out: Path, log: Log) -> None:
+    """Temporary output directories left by a killed prepare (their process is gone)."""
+    for d in out.parent.glob(f".{out.name}.*-*-*"):
+        kind, _, rest = d.name[len(out.name) + 2:].partition("-")
+        pid = rest.split("-")[0]
+        if kind not in ("tmp", "old") or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            log(f"  removing {d.name}, left by an interrupted prepare")
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:
+            pass
 
 
 def _build(tmp: Path, out: Path, params: dict, files: list[Path] | None, token_dtype: str | None,

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from harness import corpus, data
-from harness.prep import pretokenized, shards, tokenizer
 from harness.data import DataError
+from harness.prep import pretokenized, shards, tokenizer
 
 PARAGRAPHS = [
     "The river rose slowly through the night, and by morning the lower fields were under water.",
@@ -383,3 +383,20 @@ def test_fallback_corpus_end_to_end(tmp_path, monkeypatch):
     assert data.read_meta(out)["splits"]["train"]["n_tokens"] > 10_000_000
     assert sources["matches_reference"] == all(s["matches_pin"] for s in sources["sources"])
     assert {s["package"] for s in sources["sources"]} == {s.package for s in corpus.CORPORA["debian"].sources}
+
+
+def test_rerun_verifies_the_prepared_files_before_saying_done(tmp_path):
+    """Issue 12: a flipped byte in a prepared token file is found (sha256) by a re-run, which rebuilds."""
+    src = _text_dir(tmp_path / "texts")
+    out = _prepare(tmp_path / "d", source_dir=src)
+    train = out / "train.bin"
+    good = train.read_bytes()
+    train.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:])
+    lines: list[str] = []
+    data.prepare(out, source_dir=src, cache_dir=tmp_path / "cache", log=lines.append)
+    assert not any("nothing to do" in m for m in lines), lines
+    assert any("train.bin is corrupt: its sha256 differs" in m and "rebuilding" in m for m in lines), lines
+    assert train.read_bytes() == good
+    lines.clear()
+    data.prepare(out, source_dir=src, cache_dir=tmp_path / "cache", log=lines.append)
+    assert any("sha256 verified); nothing to do" in m for m in lines), lines

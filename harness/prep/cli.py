@@ -147,3 +147,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i = sub.add_parser("info", help="summarise a prepared directory and verify its checksums")
     i.add_argument("dir", type=Path, nargs="?", default=data.default_data_dir(), help="prepared directory")
     i.set_defaults(func=_cmd_info)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m harness.prep.cli prepare ...`: `attnres data ...` without importing torch (CPU nodes)."""
+    parser = argparse.ArgumentParser(prog="python -m harness.prep.cli")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    register(sub)
+    args = parser.parse_args(["data", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

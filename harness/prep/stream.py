@@ -20,7 +20,7 @@ decision are independent of the number of workers and of the batch size.
 Memory: a worker holds one batch of about batch_mb of text (tokenizing needs ~25x that for the
 library's encodings) plus its reader's buffer (a 1,024-row parquet record batch, or ~1 MB of a
 compressed stream); the main process holds the duplicate filter (16-32 bytes per distinct document;
-none with dedup off), an 8 MiB rank histogram and 4 M tokens while writing.
+none with dedup off), an 8 MiB rank histogram and 1 M tokens while writing.
 
 Interruption: the output directory appears only complete (harness.data renames it into place, meta.json
 last). The work directory `.<out>.work-<key>` keeps finished units; a re-run with the same settings
@@ -39,6 +39,7 @@ import shutil
 import signal
 import sys
 import time
+from array import array
 from dataclasses import asdict, dataclass
 from itertools import chain
 from pathlib import Path
@@ -54,7 +55,7 @@ from harness.prep.tokenizer import EOT_ID, HfTokenizer, load_tokenizer_file, tra
 
 SPLITS = ("train", "val")
 IDX_DTYPE = np.dtype([("digest", "V32"), ("rank", "<u8")])
-_WRITE_CHUNK = 1 << 22  # tokens per slice while writing the splits
+_WRITE_CHUNK = 1 << 20  # tokens per slice while writing the splits (~10 MB of buffers)
 
 
 def available_cpus() -> int:
@@ -152,16 +153,15 @@ def _work(job: tuple[Unit, bool]) -> int:
     unit, tokenize = job
     files, consumed, counters = _Files(_W["work"], unit.index), Consumed(), _W["counters"]
     suffix = f".{os.getpid()}.tmp"
-    digests: list[bytes] = []
-    ranks: list[int] = []
-    lens: list[int] = []
+    digests, ranks, lens = bytearray(), array("Q"), array("I")  # 44 bytes per document
     out = open(f"{files.tok}{suffix}", "wb") if tokenize else None
     reported = 0
 
     def flush(batch: list[str]) -> None:
         nonlocal reported
         raws = [d.encode("utf-8") for d in batch]
-        digests.extend(hashlib.sha256(r).digest() for r in raws)
+        for r in raws:
+            digests.extend(hashlib.sha256(r).digest())
         ranks.extend(int.from_bytes(hashlib.sha256(_W["prefix"] + r).digest()[:8], "big") for r in raws)
         n_tok = 0
         if out is not None and raws:
@@ -189,10 +189,10 @@ def _work(job: tuple[Unit, bool]) -> int:
         os.fsync(out.fileno())
         out.close()
         os.replace(f"{files.tok}{suffix}", files.tok)
-        _save(files.len, np.asarray(lens, dtype=np.uint32), suffix)
-    rec = np.zeros(len(digests), dtype=IDX_DTYPE)
-    rec["digest"] = np.frombuffer(b"".join(digests), dtype="V32")
-    rec["rank"] = np.asarray(ranks, dtype=np.uint64)
+        _save(files.len, np.frombuffer(lens, dtype=np.uint32), suffix)
+    rec = np.zeros(len(ranks), dtype=IDX_DTYPE)
+    rec["digest"] = np.frombuffer(digests, dtype="V32")
+    rec["rank"] = np.frombuffer(ranks, dtype=np.uint64)
     _save(files.idx, rec, suffix)
     return unit.index
 
@@ -304,16 +304,16 @@ def _write(tmp: Path, work: Path, units: list[Unit], threshold: int, tok: dict, 
         docs_sha.update(idx["digest"][keep].tobytes())
         val = keep & (idx["rank"] <= np.uint64(threshold))
         train = keep & ~val
-        toks = np.memmap(f.tok, dtype=dtype, mode="r") if lens.sum() else np.zeros(0, dtype)
         ends = np.cumsum(lens)
         i = 0
-        while i < len(lens):
-            start = ends[i] - lens[i]
-            j = max(i + 1, int(np.searchsorted(ends, start + _WRITE_CHUNK, side="right")))
-            seg = np.asarray(toks[start:ends[j - 1]])
-            for name, sel in (("train", train[i:j]), ("val", val[i:j])):
-                writers[name].write(seg[np.repeat(sel, lens[i:j])], int(sel.sum()))
-            i = j
+        with open(f.tok, "rb") as fh:  # read in slices, not memmapped: mapped pages would count as resident
+            while i < len(lens):
+                start = int(ends[i] - lens[i])
+                j = max(i + 1, int(np.searchsorted(ends, start + _WRITE_CHUNK, side="right")))
+                seg = np.fromfile(fh, dtype=dtype, count=int(ends[j - 1]) - start)
+                for name, sel in (("train", train[i:j]), ("val", val[i:j])):
+                    writers[name].write(seg[np.repeat(sel, lens[i:j])], int(sel.sum()))
+                i = j
         done += f.tok.stat().st_size
         prog.update(done, f"{count(sum(w.n_tokens for w in writers.values()))} tokens")
     splits = {s: w.close() for s, w in writers.items()}

@@ -14,6 +14,8 @@ A sweep file (``sweeps/demo.toml`` is the commented example) has these tables:
                 ``axes`` table adds to or replaces these for that arm: an lr grid per arm)
     [data]      path, or corpus and tokenizer (harness.data.default_data_dir)
     [launch]    Slurm resources, and the device throughput used for estimates
+    [tracking]  optional live tracking: backends = ["tensorboard", "wandb"], project, entity,
+                wandb_mode (harness/tracking.py); not part of run ids
 
 Budget modes ([budget].mode); every token count is rounded to whole optimizer steps:
 
@@ -53,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import config as hconfig
 from harness.accounting import ParamCounts, flops_per_token, param_counts
 from harness.config import ConfigError, DataConfig, ModelConfig, RunSpec, TrainConfig
 from harness.ladder import LADDERS
@@ -163,6 +166,7 @@ class Sweep:
     data: DataChoice
     launch: LaunchSpec
     description: str = ""
+    tracking: hconfig.TrackingConfig = field(default_factory=hconfig.TrackingConfig)
 
 
 @dataclass(frozen=True)
@@ -310,7 +314,7 @@ def load_sweep(name_or_path: str | os.PathLike[str]) -> Sweep:
         doc = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise SweepError(f"{file}: not valid TOML ({e}); fix: correct the syntax at that line") from None
-    c.known(doc, {"sweep", "budget", "variants", "model", "train", "axes", "data", "launch"}, "")
+    c.known(doc, {"sweep", "budget", "variants", "model", "train", "axes", "data", "launch", "tracking"}, "")
 
     head = c.table(doc, "sweep", required=True)
     c.known(head, {"ladder", "sizes", "seeds", "rules", "description"}, "[sweep]")
@@ -353,7 +357,7 @@ def load_sweep(name_or_path: str | os.PathLike[str]) -> Sweep:
         raise c.fail("[sweep].description", "expected a string", "quote it")
     return Sweep(name=path.stem, file=file, path=path, ladder=ladder, sizes=tuple(sizes_v), seeds=seeds,
                  rules=ruleset, budget=budget, arms=arms, model=model, train=train, axes=axes, data=data,
-                 launch=launch, description=description)
+                 launch=launch, description=description, tracking=_parse_tracking(c, c.table(doc, "tracking")))
 
 
 def _check_settings(c: _Checker, values: dict[str, Any], where: str, model_ok: bool, train_ok: bool) -> None:
@@ -513,6 +517,40 @@ def _parse_data(c: _Checker, t: dict[str, Any]) -> DataChoice:
     vocab = 256 if tokenizer == "byte" else kw.get("vocab_size", hdata.DEFAULT_BPE_VOCAB)
     return DataChoice(path, vocab, f"assumed {vocab} from the {tokenizer} tokenizer ({path} is not prepared yet)",
                       prepare_cmd)
+
+
+_TRACKING_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _parse_tracking(c: _Checker, t: dict[str, Any]) -> hconfig.TrackingConfig:
+    """[tracking] (harness/tracking.py): which trackers, and wandb's project, entity and mode."""
+    c.known(t, {"backends", "project", "entity", "wandb_mode"}, "[tracking]")
+    if not t:
+        return hconfig.TrackingConfig()
+    backends = t.get("backends")
+    if not isinstance(backends, list) or not all(isinstance(b, str) for b in backends):
+        raise c.fail("[tracking].backends", f"expected a list of tracker names, got {backends!r}",
+                     f"write e.g. backends = {list(hconfig.TRACKERS)} (or remove the table: tracking is off by default)")
+    for b in backends:
+        if b not in hconfig.TRACKERS:
+            raise c.fail("[tracking].backends", f"unknown tracker {b!r}", f"use some of {list(hconfig.TRACKERS)}")
+    if len(set(backends)) != len(backends):
+        raise c.fail("[tracking].backends", "a tracker is listed twice", "list each once")
+    values: dict[str, Any] = {"backends": tuple(backends)}
+    for key in ("project", "entity"):
+        if key in t:
+            v = c.string(t[key], f"[tracking].{key}")
+            if not _TRACKING_NAME.fullmatch(v):
+                raise c.fail(f"[tracking].{key}", f"{v!r} is not a plain name",
+                             "use letters, digits, '.', '_' and '-' (at most 128)")
+            values[key] = v
+    if "wandb_mode" in t:
+        values["wandb_mode"] = c.string(t["wandb_mode"], "[tracking].wandb_mode", hconfig.WANDB_MODES)
+    if "wandb" not in backends and len(values) > 1:
+        extra = sorted(set(values) - {"backends"})[0]
+        raise c.fail(f"[tracking].{extra}", "set for wandb, which is not in backends",
+                     "add 'wandb' to backends or drop the key")
+    return hconfig.TrackingConfig(**values)
 
 
 def data_key(path: str) -> str:
@@ -709,7 +747,8 @@ def _expand_one(sweep: Sweep, arm: Arm, size: str, axis_values: dict[str, Any]) 
         name = "-".join(p for p in (sweep.name, arm.name, size, point.tag, axis_tag, f"s{train.seed}") if p)
         run_id = f"{_slug(name)}-{config_hash(model, train, data)}"
         spec = RunSpec(run_id=run_id, model=model, train=train, data=data, sweep=sweep.name, size=size,
-                       ladder=sweep.ladder, axes={**point.axis, **axis_values}, arm=arm.name)
+                       ladder=sweep.ladder, axes={**point.axis, **axis_values}, arm=arm.name,
+                       tracking=sweep.tracking)
         return PlannedRun(spec=spec, arm=arm.name, budget=point.tag, depends_on=depends_on)
 
     if sweep.budget.mode != "wsd":

@@ -19,7 +19,7 @@ import pytest
 
 from harness import corpus, data
 from harness.data import DataError
-from harness.prep import pretokenized, shards, tokenizer
+from harness.prep import params, pretokenized, shards, tokenizer
 
 PARAGRAPHS = [
     "The river rose slowly through the night, and by morning the lower fields were under water.",
@@ -252,12 +252,12 @@ def test_prepare_is_idempotent_and_atomic(tmp_path, monkeypatch):
     _prepare(out, source_dir=src, seed=1, force=True)
     assert data.read_meta(out)["params"]["seed"] == 1
     # made by older extraction code, or from since-edited files: rebuilt without --force
-    monkeypatch.setattr(data, "EXTRACT_VERSION", data.EXTRACT_VERSION + 1)
+    monkeypatch.setattr(params, "EXTRACT_VERSION", params.EXTRACT_VERSION + 1)
     _prepare(out, source_dir=src, seed=1)
-    assert data.read_meta(out)["params"]["extract_version"] == data.EXTRACT_VERSION
+    assert data.read_meta(out)["params"]["extract_version"] == params.EXTRACT_VERSION
     (src / "doc001.txt").write_text("An edited document, quite different from what it was before.")
     _prepare(out, source_dir=src, seed=1)
-    assert data.read_meta(out)["params"]["fingerprint"] == data._fingerprint(shards.discover(src)[0])
+    assert data.read_meta(out)["params"]["fingerprint"] == params.fingerprint(shards.discover(src)[0])
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "x").write_text("x")
     with pytest.raises(DataError, match="not a complete prepared set"):

@@ -62,11 +62,12 @@ test-all: test test-slow test-slurm  ## everything CI runs (needs make slurm-up)
 lint: install  ## ruff
 	$(BIN)/ruff check harness sweeps analysis tests bench
 
-bench: install  ## benchmarks: AttnRes overhead ratios, collector and analysis speed
+bench: install  ## benchmarks: AttnRes overhead ratios, collector and analysis speed, data preparation MB/s and memory
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_collect.py
 	$(BIN)/python bench/bench_analysis.py
 	$(BIN)/python bench/bench_coverage.py
+	$(BIN)/python bench/bench_data.py
 
 figures: install  ## regenerate every figure and report under results/ from parquet alone
 	@for d in results/*/; do [ -f $$d/runs.parquet ] || continue; \

@@ -311,6 +311,31 @@ class DataConfig:
     path: str = "data/wiki-byte"  # a prepared data directory (attnres data prepare; harness.data.default_data_dir)
 
 
+TRACKERS = ("tensorboard", "wandb")
+WANDB_MODES = ("offline", "online")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """Optional live tracking (harness/tracking.py; a sweep's [tracking] table). Execution only: not in
+    the run id's hash."""
+
+    backends: tuple[str, ...] = ()  # any of TRACKERS; () = off
+    project: str | None = None  # wandb project (default attnres-<sweep>)
+    entity: str | None = None  # wandb entity (team or user; default: wandb's)
+    wandb_mode: str = "offline"  # "online" streams live; "offline" writes files for `wandb sync`
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "backends", tuple(self.backends))
+        for b in self.backends:
+            if b not in TRACKERS:
+                _fail("backends", f"unknown tracker {b!r}", f"use some of {TRACKERS}")
+        if len(set(self.backends)) != len(self.backends):
+            _fail("backends", "a tracker is listed twice", "list each once")
+        if self.wandb_mode not in WANDB_MODES:
+            _fail("wandb_mode", f"got {self.wandb_mode!r}", f"use one of {WANDB_MODES}")
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One run of a sweep: everything needed to train it, and its identity."""
@@ -324,6 +349,7 @@ class RunSpec:
     ladder: str = "custom"
     axes: dict[str, Any] = field(default_factory=dict)  # values of extra sweep axes (e.g. {"lr": 3e-3})
     arm: str = ""  # the sweep's name for this arm ("" = model.variant); ablation arms may share a variant
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -340,6 +366,7 @@ class RunSpec:
             ladder=d.get("ladder", "custom"),
             axes=dict(d.get("axes", {})),
             arm=d.get("arm", ""),
+            tracking=_build(TrackingConfig, d.get("tracking", {}), "tracking"),
         )
 
 

@@ -35,6 +35,7 @@ from harness.config import ConfigError, RunSpec, TrainConfig
 from harness.distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
 from harness.model import LM
 from harness.rundir import RunDir
+from harness.tracking import NullTracker, open_tracker
 
 # ----------------------------------------------------------------------------------------------
 # schedule
@@ -242,6 +243,7 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self.acc_loss, self.acc_steps = 0.0, 0  # train loss since the last metrics row
+        self.tracker = NullTracker()  # train_run opens the sweep's trackers (harness/tracking.py)
 
     # -- state
     def state(self) -> dict[str, Any]:
@@ -342,6 +344,7 @@ class Trainer:
                 self.acc_loss, self.acc_steps = 0.0, 0
                 if self.dist.is_main:
                     self.run.append_metrics(row)
+                    self.tracker.log(row)
                     self.run.set_status("running", step=self.step, tokens=tokens)
                 self.progress(self.progress_line(row, total))
                 t_row, tokens_row = time.time(), tokens
@@ -399,6 +402,7 @@ def train_run(run_dir: str | os.PathLike[str], runs_root: str | os.PathLike[str]
             if info.is_main:
                 _copy_parent_rows(run, src, trainer.step)
                 trainer.progress(f"branched from {src} at step {trainer.step}")
+        trainer.tracker = open_tracker(spec, run, info.is_main)
         state = trainer.fit()
         if info.is_main:
             run.set_status("done", step=trainer.step, tokens=trainer.step * trainer.tps)
@@ -420,6 +424,8 @@ def train_run(run_dir: str | os.PathLike[str], runs_root: str | os.PathLike[str]
             run.set_status("preempted", "interrupted; relaunch to resume from the last checkpoint")
         raise
     finally:
+        if trainer is not None:
+            trainer.tracker.close()
         shutdown(info)
 
 

@@ -96,13 +96,15 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def spec_differences(existing: dict[str, Any], requested: dict[str, Any]) -> list[str]:
-    """'key: old -> new' for every setting that differs (the derived block is not a setting)."""
+    """'key: old -> new' for every setting that differs (the derived block is not a setting, and
+    tracking is execution only: it is not part of the run's identity either)."""
     from harness.config import RunSpec
 
     norm = lambda d: _flat(json.loads(json.dumps(RunSpec.from_dict(d).to_dict(), default=list)))
     old = norm({k: v for k, v in existing.items() if k != "derived"})
     new = norm(requested)
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k) and not k.startswith("tracking.")]
 
 
 def set_aside(run_dir: Path) -> Path:

@@ -14,6 +14,8 @@ A sweep file (``sweeps/demo.toml`` is the commented example) has these tables:
                 ``axes`` table adds to or replaces these for that arm: an lr grid per arm)
     [data]      path, or corpus and tokenizer (harness.data.default_data_dir)
     [launch]    Slurm resources, and the device throughput used for estimates
+    [tracking]  optional live tracking: backends = ["tensorboard", "wandb"], project, entity,
+                wandb_mode (harness/tracking.py); not part of run ids
 
 Budget modes ([budget].mode); every token count is rounded to whole optimizer steps:
 
@@ -55,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness import config as hconfig
 from harness.accounting import ParamCounts, flops_per_token, param_counts
 from harness.config import (
     AT_LEAST_1,
@@ -234,6 +237,7 @@ class Sweep:
     data: DataChoice
     launch: LaunchSpec
     description: str = ""
+    tracking: hconfig.TrackingConfig = field(default_factory=hconfig.TrackingConfig)
 
 
 @dataclass(frozen=True)
@@ -409,7 +413,7 @@ def _similar(a: str, b: str) -> bool:
     return a in b or b in a or (len(a) > 3 and len(b) > 3 and a[:4] == b[:4])
 
 
-_TABLES = {"sweep", "budget", "variants", "model", "train", "axes", "data", "launch"}
+_TABLES = {"sweep", "budget", "variants", "model", "train", "axes", "data", "launch", "tracking"}
 
 
 def load_sweep(name_or_path: str | os.PathLike[str]) -> Sweep:
@@ -443,11 +447,13 @@ def load_sweep(name_or_path: str | os.PathLike[str]) -> Sweep:
         c.attempt(_parse_budget, c, budget_t, ladder, list(sizes))
     data = c.attempt(_parse_data, c, c.attempt(c.table, doc, "data", default={}))
     launch = _parse_launch(c, c.attempt(c.table, doc, "launch", default={}))
+    tracking = c.attempt(_parse_tracking, c, c.attempt(c.table, doc, "tracking", default={}),
+                         default=hconfig.TrackingConfig())
     if c.problems:
         raise SweepError(*c.problems)
     return Sweep(name=path.stem, file=file, path=path, ladder=ladder, sizes=sizes, seeds=seeds,
                  rules=ruleset, budget=budget, arms=arms, model=model, train=train, axes=axes, data=data,
-                 launch=launch, description=description)
+                 launch=launch, description=description, tracking=tracking)
 
 
 def _parse_head(c: _Checker, head: dict[str, Any]) -> tuple[Any, ...]:
@@ -671,6 +677,40 @@ def _parse_data(c: _Checker, t: dict[str, Any]) -> DataChoice:
                       prepare_cmd)
 
 
+_TRACKING_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _parse_tracking(c: _Checker, t: dict[str, Any]) -> hconfig.TrackingConfig:
+    """[tracking] (harness/tracking.py): which trackers, and wandb's project, entity and mode."""
+    c.known(t, {"backends", "project", "entity", "wandb_mode"}, "[tracking]")
+    if not t:
+        return hconfig.TrackingConfig()
+    backends = t.get("backends")
+    if not isinstance(backends, list) or not all(isinstance(b, str) for b in backends):
+        raise c.fail("[tracking].backends", f"expected a list of tracker names, got {backends!r}",
+                     f"write e.g. backends = {list(hconfig.TRACKERS)} (or remove the table: tracking is off by default)")
+    for b in backends:
+        if b not in hconfig.TRACKERS:
+            raise c.fail("[tracking].backends", f"unknown tracker {b!r}", f"use some of {list(hconfig.TRACKERS)}")
+    if len(set(backends)) != len(backends):
+        raise c.fail("[tracking].backends", "a tracker is listed twice", "list each once")
+    values: dict[str, Any] = {"backends": tuple(backends)}
+    for key in ("project", "entity"):
+        if key in t:
+            v = c.string(t[key], f"[tracking].{key}")
+            if not _TRACKING_NAME.fullmatch(v):
+                raise c.fail(f"[tracking].{key}", f"{v!r} is not a plain name",
+                             "use letters, digits, '.', '_' and '-' (at most 128)")
+            values[key] = v
+    if "wandb_mode" in t:
+        values["wandb_mode"] = c.string(t["wandb_mode"], "[tracking].wandb_mode", hconfig.WANDB_MODES)
+    if "wandb" not in backends and len(values) > 1:
+        extra = sorted(set(values) - {"backends"})[0]
+        raise c.fail(f"[tracking].{extra}", "set for wandb, which is not in backends",
+                     "add 'wandb' to backends or drop the key")
+    return hconfig.TrackingConfig(**values)
+
+
 def data_key(path: str) -> str:
     """How a data directory enters run ids: its name under the data root ($ATTNRES_DATA_DIR or the
     checkout's data/, e.g. "wiki-byte"), else its absolute path. So ids do not depend on where the
@@ -867,7 +907,8 @@ def _expand_one(sweep: Sweep, arm: Arm, size: str, axis_values: dict[str, Any]) 
         name = "-".join(p for p in (sweep.name, arm.name, size, point.tag, axis_tag, f"s{train.seed}") if p)
         run_id = f"{_slug(name)}-{config_hash(model, train, data)}"
         spec = RunSpec(run_id=run_id, model=model, train=train, data=data, sweep=sweep.name, size=size,
-                       ladder=sweep.ladder, axes={**point.axis, **axis_values}, arm=arm.name)
+                       ladder=sweep.ladder, axes={**point.axis, **axis_values}, arm=arm.name,
+                       tracking=sweep.tracking)
         return PlannedRun(spec=spec, arm=arm.name, budget=point.tag, depends_on=depends_on)
 
     if sweep.budget.mode != "wsd":

@@ -156,3 +156,14 @@ def test_runs_results_and_data_follow_the_working_directory(tmp_path, monkeypatc
     assert default_runs_root() == str(tmp_path / "elsewhere")
     assert default_data_dir() == tmp_path / "shared-data" / "wiki-byte"
     assert os.path.isabs(load_sweep("demo").data.path)
+
+
+def test_tracking_is_not_part_of_a_runs_identity(corpus):
+    """Turning a tracker on for a finished or partial run is not 'a different run' (execution only)."""
+    from harness.train_cli import spec_differences
+
+    base = _tiny_spec(corpus, "r1")
+    tracked = json.loads(json.dumps(base))
+    tracked["tracking"] = {"backends": ["tensorboard"], "project": None, "entity": None, "wandb_mode": "offline"}
+    assert spec_differences(base, tracked) == []
+    assert spec_differences(base, _tiny_spec(corpus, "r1", lr=1e-3)) == ["train.lr: 0.003 -> 0.001"]

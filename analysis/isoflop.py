@@ -36,7 +36,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.interpolate import Akima1DInterpolator
 
-from analysis.fits import CurveFit, PowerLaw, fit_paper
+from analysis.fits import CurveFit, fit_paper
+from analysis.laws import PowerLaw
 from analysis.load import Observations
 
 

@@ -34,7 +34,8 @@ import numpy as np
 from scipy import stats
 
 from analysis.bootstrap import expansion
-from analysis.fits import CurveFit, PowerLaw, SaturatingPowerLaw
+from analysis.fits import CurveFit
+from analysis.laws import PowerLaw, SaturatingPowerLaw
 from analysis.load import Observations
 
 Law = PowerLaw | SaturatingPowerLaw

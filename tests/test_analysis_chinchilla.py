@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy.special import huber
 
-from analysis.fits import ChinchillaLaw, chinchilla_objective, fit_chinchilla
+from analysis.fits import chinchilla_objective, fit_chinchilla
+from analysis.laws import ChinchillaLaw
 from analysis.load import Observations, load_table
 
 DATA = Path(__file__).parent / "data" / "chinchilla_epoch_ND_loss.csv"

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.fits import PowerLaw, fit_paper
+from analysis.fits import fit_paper
+from analysis.laws import PowerLaw
 from analysis.load import load_table
 from analysis.multiplier import compute_multiplier
 

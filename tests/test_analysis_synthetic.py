@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.fits import ChinchillaLaw, SaturatingPowerLaw, fit_saturating
+from analysis.fits import fit_saturating
 from analysis.isoflop import fit_isoflop
+from analysis.laws import ChinchillaLaw, SaturatingPowerLaw
 from analysis.load import Observations, observations_from_runs
 from analysis.pipeline import AnalysisOptions, analyse
 from analysis.synthetic import SyntheticSweep, synthetic_frames

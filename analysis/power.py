@@ -48,6 +48,7 @@ class NoiseLevel:
 DEFAULT_NOISE = {
     "tiny": NoiseLevel(0.11, 0, "default for the tiny ladder: paired-unit sd of log m measured on the demo "
                                 "(paired gap sd ~0.022 nats at a local exponent ~0.09; README 'Noise')"),
+    "deep": NoiseLevel(0.11, 0, "default for the deep ladder: the tiny ladder's (same CPU scale and width)"),
     "paper": NoiseLevel(0.033, 0, "default for the paper's ladder: scatter of the per-size Block log multipliers "
                                   "of the paper's Table 2 (one run per size)"),
 }

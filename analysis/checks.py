@@ -4,20 +4,20 @@
                        the extrapolation error of the law the multiplier is read from
     seed_spread        with several seeds, the standard deviation of the loss per (variant, size),
                        next to the same-size gaps it has to resolve
-    ci_warnings        a multiplier whose interval includes 1 is not a measured advantage
+    ci_warnings        a headline whose interval includes 1 is not a measured advantage
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from analysis.fits import fit_form
+from analysis.fits import fit_form, fit_saturating_floor
 from analysis.load import Observations
-from analysis.multiplier import VariantMultipliers
 
-MIN_DISTINCT = {"paper": 2, "saturating": 4}  # distinct compute values a fit needs to mean something
+MIN_DISTINCT = {"paper": 2, "saturating": 5}  # distinct compute values a fit needs to mean something
 
 
 @dataclass(frozen=True)
@@ -48,17 +48,20 @@ class SeedSpread:
     std: float  # sample standard deviation (ddof 1), nats/token
 
 
-def leave_largest_out(obs: Observations, form: str, huber_delta: float = 1e-3) -> list[ExtrapolationCheck]:
+def leave_largest_out(obs: Observations, form: str, huber_delta: float = 1e-3,
+                      floor: float | None = None) -> list[ExtrapolationCheck]:
     out = []
     for v in obs.variants:
         o = obs.of(v)
         order = o.size_order()
         largest = order[-1]
         rest = o.take(o.size != largest)
-        if len(np.unique(rest.compute)) < MIN_DISTINCT[form]:
+        if len(np.unique(rest.compute)) < (2 if floor is not None else MIN_DISTINCT[form]):
             continue
         try:
-            law = fit_form(form, rest, v, huber_delta).law
+            fit = (fit_saturating_floor(rest, floor, v) if form == "saturating" and floor is not None
+                   else fit_form(form, rest, v, huber_delta))
+            law = fit.law
         except ValueError:
             continue
         held = o.take(o.size == largest)
@@ -80,25 +83,12 @@ def seed_spread(obs: Observations) -> list[SeedSpread]:
     return out
 
 
-def ci_warnings(mults: list[VariantMultipliers]) -> list[str]:
+def ci_warnings(headlines: list[Any]) -> list[str]:
+    """A multiplier whose interval includes 1 is not a measured advantage (nor a measured loss)."""
     warnings = []
-    for vm in mults:
-        for label, m in (("at the largest compute", vm.at_largest), ("shared-exponent", vm.shared)):
-            if m is not None and m.value.includes_one:
-                iv = m.value
-                warnings.append(f"{vm.variant} vs {vm.baseline} ({m.form} fit, {label}): the {iv.level:.0%} "
-                                f"interval of the multiplier [{iv.low:.3f}, {iv.high:.3f}] includes 1: no "
-                                "measured compute advantage at this noise level")
+    for h in headlines:
+        iv = h.value
+        if iv.includes_one:
+            warnings.append(f"{h.arm} vs {h.baseline} ({h.form}): the {iv.level:.0%} interval of the multiplier "
+                            f"[{iv.low:.3f}, {iv.high:.3f}] includes 1: no measured compute advantage at this noise level")
     return warnings
-
-
-def seed_warning(spread: list[SeedSpread], mults: list[VariantMultipliers]) -> list[str]:
-    """Warn when the seed noise is comparable to the same-size gaps the multiplier rests on."""
-    if not spread:
-        return []
-    noise = float(np.median([s.std for s in spread]))
-    gaps = [abs(p.gap) for vm in mults for p in vm.per_size]
-    if gaps and noise > 0.5 * float(np.median(gaps)):
-        return [f"seed noise (median std {noise:.4f} nats) is over half the median same-size gap "
-                f"({float(np.median(gaps)):.4f} nats): per-size multipliers are noise-dominated"]
-    return []

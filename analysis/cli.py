@@ -17,7 +17,9 @@ from pathlib import Path
 
 from analysis.fits import EPOCH_GRID, FORMS
 from analysis.load import AnalysisInputError, load_table, resolve_results_dir
-from analysis.pipeline import AnalysisOptions, analyse, analyse_results, regenerate, to_dict, write_fits
+from analysis.pipeline import HEADLINE_FORMS, AnalysisOptions, analyse, analyse_results
+from analysis.select import PROTOCOLS
+from analysis.serialize import to_dict, write_fits
 
 
 def _parse_grid(items: list[str]) -> dict[str, tuple[float, ...]]:
@@ -51,9 +53,22 @@ def _add_common(p: argparse.ArgumentParser, sweep_required: bool = True) -> None
     g.add_argument("--forms", type=_forms, default=FORMS, metavar="LIST",
                    help=f"comma-separated fit forms to attempt (default: all: {','.join(FORMS)}); "
                    "forms the data cannot support are skipped with the reason")
-    g.add_argument("--headline-form", default="paper", choices=("paper", "saturating", "isoflop"),
-                   help="fit form of the headline multiplier (default: paper, the paper's convention)")
-    g.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates over runs (default: 1000; 0: none)")
+    g.add_argument("--headline-form", default="shift", choices=HEADLINE_FORMS,
+                   help="the headline multiplier: shift (default: the paired shift model, one shared baseline "
+                   "curve, seeds as replication), paper (the paper's convention: separate fits read at the largest "
+                   "compute), saturating or isoflop")
+    g.add_argument("--curvature", default="auto", choices=("auto", "none", "quadratic"),
+                   help="shift: the baseline curve in log-log; auto adds a quadratic term only when the baseline "
+                   "alone calls for it (>= 5 sizes, or 4 with seeds, and an F-test at p < 0.05)")
+    g.add_argument("--saturating-floor", type=float, default=None, metavar="E",
+                   help="saturating form with the irreducible loss E given (nats) instead of fitted; without it "
+                   "the form needs >= 6 sizes")
+    g.add_argument("--hparam-protocol", default="per-arm", choices=PROTOCOLS,
+                   help="with a hyperparameter axis (e.g. lr): per-arm (default) picks each arm's best value per size, "
+                   "baseline gives every arm the baseline's best (the paper's protocol); with >= 2 seeds the value is "
+                   "chosen on the smallest seed and the effect measured on the others")
+    g.add_argument("--n-boot", type=int, default=1000,
+                   help="bootstrap replicates of units for the saturating and chinchilla forms (default: 1000; 0: none)")
     g.add_argument("--ci", type=float, default=0.9, help="confidence level of the intervals (default: 0.9)")
     g.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     g.add_argument("--huber-delta", type=float, default=1e-3,
@@ -77,6 +92,7 @@ def _options(args: argparse.Namespace) -> AnalysisOptions:
     try:
         return AnalysisOptions(
             baseline=args.baseline, forms=tuple(args.forms), headline_form=args.headline_form, n_boot=args.n_boot,
+            curvature=args.curvature, saturating_floor=args.saturating_floor, hparam_protocol=args.hparam_protocol,
             ci_level=args.ci, seed=args.seed, huber_delta=args.huber_delta,
             chinchilla_n_starts=None if args.n_starts == 0 else args.n_starts, loss_column=args.loss_column,
             hparam_axes=tuple(a for a in args.hparam_axes.split(",") if a) if args.hparam_axes else None,
@@ -121,6 +137,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(summary_text(a))
         if out is not None:
             print(f"wrote {out}")
+    if not (a.headline or any(a.curve_fits.values()) or a.chinchilla or a.isoflop):
+        print("attnres fit: error: nothing could be fitted (the reasons are listed as skipped above)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -138,14 +157,17 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from analysis.regenerate import regenerate
+    from analysis.report import headline_lines, verdict
+
     try:
         rd = _results_dir(args)
         r = regenerate(rd, _options(args))
     except (AnalysisInputError, ValueError) as e:
         return _fail("report", e)
-    from analysis.report import headline_lines
-
     print("\n".join(headline_lines(r.analysis, markdown=False)))
+    for h in r.analysis.headline.values():
+        print(f"answer: {verdict(h)}")
     print("figures: " + ", ".join(str(p) for p in r.figures if p.suffix == ".png"))
     print(f"wrote {r.report} ({r.fits.name}, {len(r.figures)} figure files) in {r.elapsed_s:.1f} s")
     return 0
@@ -154,10 +176,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     fit = subparsers.add_parser(
         "fit", help="fit scaling laws and the compute multiplier (writes fits.json)",
-        description="Fit L = A C^-alpha (the paper's form), L = E + A C^-alpha, the Chinchilla form L(N, D) and "
-        "isoFLOP minima where the sweep supports them; derive the compute multiplier of each variant over the "
-        "baseline, m(C) = C_baseline(L_variant(C)) / C, with bootstrap intervals over runs. Reads "
-        "RESULTS_ROOT/SWEEP/runs.parquet and writes RESULTS_ROOT/SWEEP/fits.json, or fits any table (--table).",
+        description="Estimate the effective-compute multiplier of each arm over the baseline (the baseline needs m "
+        "times the compute to reach the arm's loss) with the paired shift model: one smooth baseline curve shared by "
+        "all arms, runs of the same size and seed paired, seeds as replication, a t interval in log m validated by "
+        "simulation (bench/bench_coverage.py). Also: the paper's separate fits L = A C^-alpha read at the largest "
+        "compute (secondary), L = E + A C^-alpha (>= 6 sizes), the Chinchilla form L(N, D) and isoFLOP minima where "
+        "the sweep supports them. Reads RESULTS_ROOT/SWEEP/runs.parquet and writes RESULTS_ROOT/SWEEP/fits.json, or "
+        "fits any table (--table).",
         epilog="Examples: attnres fit demo;  attnres fit demo --json > fits.json;  attnres fit --table "
         "analysis/reference/paper_table2.csv --c-col compute_pfdays --loss-col val_loss --variant-col variant "
         "--size-col size --n-col params_active --d-col tokens")

@@ -2,9 +2,10 @@
 
     paths = write_figures(analysis, Path("results/demo/figures"))
 
-    loss_vs_compute        final loss vs compute, fitted law per variant, multiplier annotated
-                           (the paper's Figure 4)
-    multiplier_vs_compute  m(C) with its bootstrap band, per-size point multipliers, shared-exponent value
+    loss_vs_compute        final loss vs compute: every run (seeds) as a dot, size means as markers, the
+                           shared baseline curve and each arm's shift (the paper's Figure 4, paired)
+    multiplier_vs_compute  per-size paired multipliers with intervals around the shift estimate and its
+                           band; the separate fits' m(C) dashed
     training_curves        validation loss vs tokens, one panel per size
     isoflop                loss vs N per compute budget with the local fits at the minima
                            (only when the sweep has several sizes per budget)
@@ -98,16 +99,15 @@ def _plain_log_axis(ax: Any, axis: str = "y") -> None:
     target.set_minor_formatter(fmt if axis == "y" else NullFormatter())
 
 
-def _cell_points(a: Analysis, variant: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(compute, mean loss, seed std) per size of a variant."""
+def _cell_points(a: Analysis, variant: str) -> tuple[np.ndarray, np.ndarray]:
+    """(compute, mean loss) per size of an arm, in size order."""
     o = a.observations.of(variant)
-    cs, ls, ss = [], [], []
+    cs, ls = [], []
     for s in o.size_order():
         m = o.size == s
         cs.append(o.compute[m].mean())
-        ls.append(o.loss[m].mean())
-        ss.append(o.loss[m].std(ddof=1) if m.sum() > 1 else 0.0)
-    return np.array(cs), np.array(ls), np.array(ss)
+        ls.append(np.exp(np.log(o.loss[m]).mean()))
+    return np.array(cs), np.array(ls)
 
 
 def _law_text(fit: Any) -> str:
@@ -116,10 +116,26 @@ def _law_text(fit: Any) -> str:
     return f"L = {e}{law.A:.4g}·C^-{law.alpha:.4f}"
 
 
+def _annotate(ax: Any, a: Analysis) -> None:
+    lines = []
+    for v, h in sorted(a.headline.items()):
+        iv = h.value
+        ci = f" [{iv.low:.2f}, {iv.high:.2f}]" if iv.has_interval else ""
+        lines.append(f"{label(v)}: {iv.estimate:.2f}×{ci}")
+    if lines:
+        h = next(iter(a.headline.values()))
+        where = "" if h.compute is None else f" at C = {h.compute:.3g}"
+        ax.text(0.98, 0.97, f"multiplier over {label(a.options.baseline)}{where} ({h.value.level:.0%} CI),\n"
+                f"{h.form}, {h.design}\n" + "\n".join(lines), transform=ax.transAxes, ha="right", va="top",
+                fontsize=8.5, bbox={"boxstyle": "round", "fc": "white", "ec": "#999999", "alpha": 0.9})
+
+
 def loss_vs_compute(a: Analysis) -> Figure | None:
+    """Every run as a faint point (seeds), the per-size mean as a marker, and the fitted curves: for the
+    shift headline the shared baseline curve g and each arm's g(log C + log m); else each arm's own fit."""
     form = a.headline_form
     fits = a.curve_fits.get(form)
-    if not fits:
+    if form == "shift" and a.shift is None or form != "shift" and not fits:
         return None
     with matplotlib.rc_context(RC):
         fig = _new(7.0, 4.8)
@@ -129,15 +145,25 @@ def loss_vs_compute(a: Analysis) -> Figure | None:
         grid = np.geomspace(c_all.min() / 1.3, c_all.max() * 1.3, 200)
         for v in variants:
             col = color(v, variants)
-            if form == "isoflop":  # every run faintly, the frontier (isoFLOP minima) as markers
-                o = a.observations.of(v)
-                ax.plot(o.compute, o.loss, ".", color=col, alpha=0.35, ms=4)
-                c, loss, sd = (fits[v].compute, fits[v].loss, np.zeros(fits[v].n_points)) if v in fits else ([], [], [])
+            o = a.observations.of(v)
+            ax.plot(o.compute, o.loss, ".", color=col, alpha=0.35, ms=4, zorder=2)
+            if form == "isoflop":
+                c, loss = (fits[v].compute, fits[v].loss) if v in fits else ([], [])
             else:
-                c, loss, sd = _cell_points(a, v)
-            ax.errorbar(c, loss, yerr=sd if np.any(sd) else None, fmt=MARKERS.get(v, "D"), color=col, ms=6,
-                        capsize=2, zorder=3, label=None)
-            if v in fits:
+                c, loss = _cell_points(a, v)
+            ax.plot(c, loss, MARKERS.get(v, "D"), color=col, ms=6, mec="black", mew=0.4, zorder=3)
+            if form == "shift":
+                curve = a.shift.curve
+                if v == a.shift.baseline:
+                    ax.plot(grid, np.exp(curve.log_loss(np.log(grid))), color=col, lw=1.6,
+                            label=f"{label(v)}: g, {curve.rule.split(':')[0]}")
+                elif v in a.shift.arms:
+                    e = a.shift.arms[v]
+                    ax.plot(grid, np.exp(curve.log_loss(np.log(grid) + e.log_estimate)), color=col, lw=1.6,
+                            label=f"{label(v)}: g(log C + log m), m = {e.estimate:.3f}")
+                else:
+                    ax.plot([], [], MARKERS.get(v, "D"), color=col, label=f"{label(v)} (not paired)")
+            elif v in fits:
                 ax.plot(grid, fits[v].law.loss(grid), color=col, lw=1.6, label=f"{label(v)}: {_law_text(fits[v])}")
             else:
                 ax.plot([], [], MARKERS.get(v, "D"), color=col, label=f"{label(v)} (not fitted)")
@@ -146,59 +172,50 @@ def loss_vs_compute(a: Analysis) -> Figure | None:
         _plain_log_axis(ax, "y")
         ax.set_xlabel(f"training compute C ({_unit(a)})")
         ax.set_ylabel("final validation loss (nats/token)")
-        ax.set_title(f"Loss vs compute, {form} fit ({a.sweep or a.source})")
-        ax.legend(loc="lower left")
-        lines = []
-        for v, vm in sorted(a.multipliers.get(form, {}).items()):
-            iv = vm.at_largest.value
-            ci = f" [{iv.low:.2f}, {iv.high:.2f}]" if iv.n_draws else ""
-            lines.append(f"{label(v)}: {iv.estimate:.2f}×{ci} compute")
-        if lines:
-            c_max = max(vm.at_largest.compute for vm in a.multipliers[form].values())
-            head = f"multiplier over {label(a.options.baseline)} at C = {c_max:.3g}"
-            level = next(iter(a.multipliers[form].values())).at_largest.value.level
-            ax.text(0.98, 0.97, head + (f" ({level:.0%} CI)" if any("[" in s for s in lines) else "") + "\n"
-                    + "\n".join(lines), transform=ax.transAxes, ha="right", va="top", fontsize=9,
-                    bbox={"boxstyle": "round", "fc": "white", "ec": "#999999", "alpha": 0.9})
+        ax.set_title(f"Loss vs compute ({a.sweep or a.source}): runs (dots), size means (markers), {form} fit",
+                     fontsize=10)
+        ax.legend(loc="lower left", fontsize=8)
+        _annotate(ax, a)
     return fig
 
 
 def multiplier_vs_compute(a: Analysis) -> Figure | None:
-    form = a.headline_form
-    mults = a.multipliers.get(form)
-    if not mults:
+    """Per size, the paired multiplier with its interval, around the shift estimate and its band; the
+    separate fits' m(C) (the paper's convention) dashed, for comparison."""
+    shift = a.shift.arms if a.shift is not None else {}
+    sep_form = next((f for f in ("paper", "isoflop", "saturating") if a.multipliers.get(f)), None)
+    if not shift and sep_form is None:
         return None
     with matplotlib.rc_context(RC):
         fig = _new(7.0, 4.6)
         ax = fig.add_subplot()
-        ax.axhline(1.0, color="black", lw=1.0, ls="-", zorder=1)
-        level = None
-        for v, vm in sorted(mults.items()):
+        ax.axhline(1.0, color="black", lw=1.0, zorder=1)
+        arms = sorted(set(shift) | set(a.multipliers.get(sep_form, {})))
+        span = (a.observations.compute.min() / 1.5, a.observations.compute.max() * 1.5)
+        for k, v in enumerate(arms):
             col = color(v, a.variants)
-            cv = vm.curve
-            level = cv.level
-            ax.plot(cv.compute, cv.estimate, color=col, lw=1.8, label=f"{label(v)}: m(C), {form} fit")
-            if np.isfinite(cv.low).any():
-                ax.fill_between(cv.compute, cv.low, cv.high, color=col, alpha=0.18, lw=0)
-            if vm.per_size:
-                x = np.array([p.compute_variant for p in vm.per_size])
-                y = np.array([p.value.estimate for p in vm.per_size])
-                lo = np.array([p.value.low for p in vm.per_size])
-                hi = np.array([p.value.high for p in vm.per_size])
+            if v in shift:
+                e = shift[v]
+                ax.fill_between(span, e.low, e.high, color=col, alpha=0.15, lw=0)
+                ax.axhline(e.estimate, color=col, lw=1.6,
+                           label=f"{label(v)}: shift {e.estimate:.2f} [{e.low:.2f}, {e.high:.2f}], {e.design}")
+                x = np.array([p.compute_arm for p in e.per_size]) * (1.0 + 0.04 * k)  # arms side by side
+                y = np.array([p.estimate for p in e.per_size])
+                lo, hi = np.array([p.low for p in e.per_size]), np.array([p.high for p in e.per_size])
                 yerr = np.vstack([y - lo, hi - y]) if np.isfinite(lo).all() else None
                 ax.errorbar(x, y, yerr=yerr, fmt=MARKERS.get(v, "D"), color=col, ms=5, capsize=2, mfc="white",
-                            label=f"{label(v)}: same-size gaps")
-            if vm.shared is not None:
-                s = vm.shared.value
-                ci = f" [{s.low:.2f}, {s.high:.2f}]" if s.n_draws else ""
-                ax.axhline(s.estimate, color=col, ls="--", lw=1.0,
-                           label=f"{label(v)}: shared exponent {s.estimate:.2f}{ci}")
+                            label=f"{label(v)}: paired, per size")
+            vm = a.multipliers.get(sep_form, {}).get(v) if sep_form else None
+            if vm is not None:
+                c = vm.curve
+                ax.plot(c.compute, c.estimate, color=col, lw=1.0, ls="--", label=f"{label(v)}: separate {sep_form} fits m(C)")
         ax.set_xscale("log")
+        ax.set_xlim(*span)
         ax.set_xlabel(f"training compute C ({_unit(a)})")
         ax.set_ylabel(f"compute multiplier over {label(a.options.baseline)} (×)")
-        band = f", bands: {level:.0%} bootstrap CI" if level is not None else ""
-        ax.set_title(f"Compute multiplier m(C) = C_baseline(L_variant(C)) / C{band}")
-        ax.legend(loc="best", fontsize=8)
+        level = next(iter(shift.values())).level if shift else a.options.ci_level
+        ax.set_title(f"Effective-compute multiplier ({level:.0%} intervals; band: the shift estimate)", fontsize=10)
+        ax.legend(loc="best", fontsize=7.5)
     return fig
 
 
@@ -305,7 +322,10 @@ def depth_attention(a: Analysis) -> Figure | None:
                 mat[i, : len(r)] = r
             im = ax.imshow(mat, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
             ax.set_title(f"{label(v)}, {size}")
-            ax.set_xlabel("source (0 = embedding" + (", then blocks)" if v == "block" else ", then layers)"))
+            # Block AttnRes aggregates fewer sources than there are layers (its rows are shorter than the
+            # L + 1 rows of targets); decided from the data, not from the arm's name
+            blocks = width < len(rows)
+            ax.set_xlabel("source (0 = embedding" + (", then blocks)" if blocks else ", then layers)"))
             ax.set_ylabel("target layer (last row = output)")
             n = len(rows)
             ticks = sorted({0, n - 1, *range(0, n, max(1, n // 6))})

@@ -4,7 +4,6 @@
     fit.law.A, fit.law.alpha, fit.residuals, fit.stderr["alpha"]
     fit_saturating(obs.of("full"))           # L = E + A C^-alpha
     fit_chinchilla(obs)                      # L(N, D) = E + A / N^alpha + B / D^beta
-    fit_shared(obs, "paper")                 # one alpha (and E) tied across variants, A per variant
 
 Forms and objectives, all in log space (r = log L_observed - log L_predicted):
     paper       sum r^2: ordinary least squares of log L on log C, closed form (the paper's form,
@@ -30,11 +29,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import huber
 
 from analysis._blas import single_threaded_blas
+from analysis.laws import ChinchillaLaw, PowerLaw, SaturatingPowerLaw
 from analysis.load import Observations
+from analysis.robust import LogSumExpModel, batched_irls, multistart, multistart_batched
 
 EPOCH_HUBER_DELTA = 1e-3  # Hoffmann et al. 2022 / Besiroglu et al. 2024
 # Besiroglu et al.'s grid (alpha, beta in 0..2 step 0.5; e in -1..1 step 0.5; a, b in 0..25 step 5)
@@ -49,84 +49,6 @@ EPOCH_GRID: dict[str, tuple[float, ...]] = {
 # minutes; on Chinchilla's data the best 16 already reach the full grid's optimum to 1e-11 in the
 # objective). None runs from every grid point.
 DEFAULT_N_STARTS = 32
-# scipy's L-BFGS-B stops when the objective changes by less than ftol * max(|f|, 1): an *absolute*
-# tolerance for objectives below 1, as these are (~1e-3 on Chinchilla's 240 points, ~1e-6 on a few
-# sizes). Its default (2.2e-9) stops a small fit early, and a mean instead of a sum stops it earlier.
-# These tolerances make the optimum independent of the objective's scale (tested).
-LBFGS_OPTIONS = {"ftol": 1e-15, "gtol": 1e-12, "maxiter": 15000, "maxfun": 30000}
-
-
-# ----------------------------------------------------------------------------- laws
-
-
-@dataclass(frozen=True)
-class PowerLaw:
-    """L(C) = A * C^-alpha, the paper's form. Fields are floats, or arrays of bootstrap draws."""
-
-    A: Any  # loss at C = 1 compute unit
-    alpha: Any  # decay exponent, > 0
-
-    def loss(self, compute: Any) -> Any:
-        return self.A * np.asarray(compute, dtype=float) ** -self.alpha
-
-    def compute_for(self, loss: Any) -> Any:
-        """The compute at which this law reaches ``loss`` (its inverse)."""
-        return (self.A / np.asarray(loss, dtype=float)) ** (1.0 / self.alpha)
-
-    def local_exponent(self, compute: Any) -> Any:
-        """-d log L / d log C at ``compute`` (constant for a pure power law)."""
-        return self.alpha + 0.0 * np.asarray(compute, dtype=float)
-
-
-@dataclass(frozen=True)
-class SaturatingPowerLaw:
-    """L(C) = E + A * C^-alpha. Fields are floats, or arrays of bootstrap draws."""
-
-    E: Any  # irreducible loss, nats/token
-    A: Any  # reducible loss at C = 1 compute unit
-    alpha: Any
-
-    def loss(self, compute: Any) -> Any:
-        return self.E + self.A * np.asarray(compute, dtype=float) ** -self.alpha
-
-    def compute_for(self, loss: Any) -> Any:
-        """Inverse of ``loss``; +inf at or below the floor E (the law never gets there)."""
-        gap = np.asarray(loss, dtype=float) - self.E
-        with np.errstate(divide="ignore", invalid="ignore"):
-            c = (self.A / gap) ** (1.0 / self.alpha)
-        return np.where(gap > 0, c, np.inf)
-
-    def local_exponent(self, compute: Any) -> Any:
-        c = np.asarray(compute, dtype=float)
-        reducible = self.A * c ** -self.alpha
-        return self.alpha * reducible / (self.E + reducible)
-
-
-@dataclass(frozen=True)
-class ChinchillaLaw:
-    """L(N, D) = E + A / N^alpha + B / D^beta (Hoffmann et al. 2022, eq. 2)."""
-
-    E: Any
-    A: Any
-    B: Any
-    alpha: Any
-    beta: Any
-
-    def loss(self, n_params: Any, tokens: Any) -> Any:
-        n, d = np.asarray(n_params, dtype=float), np.asarray(tokens, dtype=float)
-        return self.E + self.A * n ** -self.alpha + self.B * d ** -self.beta
-
-    @property
-    def n_opt_exponent(self) -> Any:
-        """a in N_opt ∝ C^a: beta / (alpha + beta) (Hoffmann et al. 2022, eq. 4)."""
-        return self.beta / (self.alpha + self.beta)
-
-    def optimal_allocation(self, compute_flops: Any, flops_per_param_token: float = 6.0) -> tuple[Any, Any]:
-        """(N_opt, D_opt) minimising L under C = k N D (k = 6 in the Chinchilla convention)."""
-        g = (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta))
-        nd = np.asarray(compute_flops, dtype=float) / flops_per_param_token
-        n = g * nd ** self.n_opt_exponent
-        return n, nd / n
 
 
 # ----------------------------------------------------------------------------- results
@@ -158,38 +80,6 @@ class CurveFit:
     @property
     def rms_residual(self) -> float:
         return float(np.sqrt(np.mean(self.residuals ** 2)))
-
-
-@dataclass(frozen=True)
-class SharedParams:
-    """One exponent (and floor E) tied across variants, one coefficient A per variant."""
-
-    alpha: Any
-    A: dict[str, Any]  # per variant
-    E: Any = None  # None for the `paper` form (no floor)
-
-    def law(self, variant: str) -> PowerLaw | SaturatingPowerLaw:
-        if self.E is None:
-            return PowerLaw(A=self.A[variant], alpha=self.alpha)
-        return SaturatingPowerLaw(E=self.E, A=self.A[variant], alpha=self.alpha)
-
-
-@dataclass(frozen=True)
-class SharedFit:
-    """A fit of every variant at once with the exponent (and E) shared: forms `paper-shared`,
-    `saturating-shared`. The multiplier between two variants is then one number, (A_b / A_v)^(1/alpha)."""
-
-    form: str  # "paper-shared" | "saturating-shared"
-    params: SharedParams
-    objective: float
-    objective_kind: str
-    variant: np.ndarray  # per point
-    compute: np.ndarray
-    loss: np.ndarray
-    residuals: np.ndarray
-    huber_delta: float | None = None
-    converged: bool = True
-    draws: SharedParams | None = None
 
 
 @dataclass(frozen=True)
@@ -261,200 +151,6 @@ def fit_paper(obs: Observations, variant: str | None = None) -> CurveFit:
                     loss=obs.loss.copy(), residuals=resid, stderr=stderr, covariance=cov)
 
 
-def shared_paper_batch(log_c: np.ndarray, log_l: np.ndarray, group: np.ndarray, n_groups: int,
-                       weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted least squares of log L = log A_g - alpha log C (one alpha, one intercept per group)
-    for every row of ``weights``. Returns (alpha (R,), log_A (R, n_groups))."""
-    w = np.atleast_2d(np.asarray(weights, dtype=float))
-    onehot = np.eye(n_groups)[group]  # (n, G)
-    x = log_c - log_c.mean()
-    sw = w @ onehot  # (R, G)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mx = (w * x) @ onehot / sw
-        my = (w * log_l) @ onehot / sw
-        sxx = np.nansum((w * x ** 2) @ onehot - sw * mx ** 2, axis=1)
-        sxy = np.nansum((w * x * log_l) @ onehot - sw * mx * my, axis=1)
-        slope = np.where(sxx > 1e-12, sxy / sxx, np.nan)
-    log_a = my - slope[:, None] * (mx + log_c.mean())
-    return -slope, log_a
-
-
-def fit_shared_paper(obs: Observations) -> SharedFit:
-    variants = obs.variants
-    group = np.searchsorted(variants, obs.variant)
-    x, y = np.log(obs.compute), np.log(obs.loss)
-    alpha, log_a = shared_paper_batch(x, y, group, len(variants), np.ones((1, len(x))))
-    params = SharedParams(alpha=float(alpha[0]), A={v: float(np.exp(log_a[0, i])) for i, v in enumerate(variants)})
-    pred = np.log(np.array([params.A[v] for v in obs.variant])) - params.alpha * x
-    resid = y - pred
-    return SharedFit(form="paper-shared", params=params, objective=float(resid @ resid),
-                     objective_kind="sum of squared log residuals", variant=obs.variant.copy(),
-                     compute=obs.compute.copy(), loss=obs.loss.copy(), residuals=resid)
-
-
-# ----------------------------------------------------------------------------- robust (Huber) forms
-
-
-@dataclass(frozen=True)
-class _LogSumExpModel:
-    """log L_hat_i = logsumexp_k (theta[coef[k, i]] - theta[slope[k]] * x[k, i]).
-
-    Each term k is a log-coefficient (per row, so it can depend on the variant) minus an exponent
-    times a covariate (log N, log D or log C); a constant term (the floor E) has slope -1 and x = 0.
-    """
-
-    coef: np.ndarray  # (K, n) int
-    slope: np.ndarray  # (K,) int, -1 = no exponent
-    x: np.ndarray  # (K, n) float
-    n_theta: int
-
-    def log_pred(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(log L_hat (n,), softmax weights of the terms (K, n))."""
-        s = np.where(self.slope >= 0, theta[np.maximum(self.slope, 0)], 0.0)
-        t = theta[self.coef] - s[:, None] * self.x
-        m = t.max(0)
-        ex = np.exp(t - m)
-        tot = ex.sum(0)
-        return m + np.log(tot), ex / tot
-
-    def log_pred_many(self, thetas: np.ndarray) -> np.ndarray:
-        """log L_hat for many parameter vectors at once: (S, p) -> (S, n)."""
-        s = np.where(self.slope >= 0, thetas[:, np.maximum(self.slope, 0)], 0.0)  # (S, K)
-        t = thetas[:, self.coef] - s[:, :, None] * self.x[None]  # (S, K, n)
-        m = t.max(1)
-        return m + np.log(np.exp(t - m[:, None]).sum(1))
-
-
-def _jacobian_many(model: _LogSumExpModel, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(log L_hat (B, n), d log L_hat / d theta (B, n, p)) for many parameter vectors."""
-    s = np.where(model.slope >= 0, thetas[:, np.maximum(model.slope, 0)], 0.0)  # (B, K)
-    t = thetas[:, model.coef] - s[:, :, None] * model.x[None]  # (B, K, n)
-    m = t.max(1)
-    ex = np.exp(t - m[:, None])
-    tot = ex.sum(1)
-    p = ex / tot[:, None]  # (B, K, n)
-    n = model.coef.shape[1]
-    jac = np.zeros((thetas.shape[0], n, model.n_theta))
-    rows = np.arange(n)
-    for k, sl in enumerate(model.slope):
-        jac[:, rows, model.coef[k]] += p[:, k]
-        if sl >= 0:
-            jac[:, :, sl] -= p[:, k] * model.x[k]
-    return m + np.log(tot), jac
-
-
-def _batched_irls(model: _LogSumExpModel, log_l: np.ndarray, weights: np.ndarray, delta: float,
-                  theta0: np.ndarray, bounds: list[tuple[float | None, float | None]] | None = None,
-                  max_iter: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Minimise sum_i w_bi Huber_delta(r_bi) for every row b of ``weights`` at once: Levenberg-Marquardt
-    steps on the iteratively reweighted least-squares form of the Huber objective (weights
-    min(1, delta/|r|), whose fixed point is the Huber optimum), started from ``theta0`` ((p,) shared,
-    or (B, p) one per row). Returns (thetas, objectives, converged). Used for bootstrap replicates and
-    multi-start grids, where a scipy call per row costs more than the fit itself."""
-    w = np.atleast_2d(weights).astype(float)
-    nb = w.shape[0]
-    theta = np.array(np.broadcast_to(np.asarray(theta0, dtype=float), (nb, model.n_theta)))
-    lo = np.array([-np.inf if b is None or b[0] is None else b[0] for b in (bounds or [None] * model.n_theta)])
-    hi = np.array([np.inf if b is None or b[1] is None else b[1] for b in (bounds or [None] * model.n_theta)])
-    objective = lambda th, ww: (ww * huber(delta, log_l - model.log_pred_many(th))).sum(1)
-    f = objective(theta, w)
-    lam = np.full(nb, 1e-3)
-    done = np.zeros(nb, dtype=bool)
-    eye = np.eye(model.n_theta)
-    for _ in range(max_iter):
-        act = np.flatnonzero(~done)
-        if len(act) == 0:
-            break
-        lp, jac = _jacobian_many(model, theta[act])
-        r = log_l - lp
-        a = np.abs(r)
-        omega = w[act] * np.where(a <= delta, 1.0, delta / np.maximum(a, 1e-300))
-        jo = jac * omega[:, :, None]
-        hess = np.einsum("bni,bnj->bij", jo, jac)
-        grad = np.einsum("bni,bn->bi", jo, r)  # = -d objective / d theta
-        damp = lam[act, None, None] * (hess * eye + 1e-12 * eye)
-        step = np.linalg.solve(hess + damp, grad[:, :, None])[:, :, 0]
-        cand = np.clip(theta[act] + step, lo, hi)
-        fc = objective(cand, w[act])
-        better = fc <= f[act]
-        idx = act[better]
-        gain = f[idx] - fc[better]
-        theta[idx], f[idx] = cand[better], fc[better]
-        lam[idx] = np.maximum(lam[idx] / 3, 1e-9)
-        lam[act[~better]] *= 4
-        small = np.abs(step).max(1) < 1e-9 * (1 + np.abs(theta[act]).max(1))
-        flat = np.zeros(len(act), dtype=bool)
-        # converged when a step gains < 1e-10 of the objective: 1e-10 relative is far below the bootstrap's
-        # spread, and stops replicates creeping along a flat direction (an unidentified floor E -> 0)
-        flat[better] = gain <= 1e-10 * np.maximum(f[idx], 1e-300)
-        done[act[(better & (small | flat)) | (lam[act] > 1e8)]] = True
-    return theta, f, done & (lam < 1e8)
-
-
-def huber_objective(theta: np.ndarray, model: _LogSumExpModel, log_l: np.ndarray, weights: np.ndarray,
-                    delta: float) -> tuple[float, np.ndarray]:
-    """Sum over points of weight * Huber_delta(log L - log L_hat), and its gradient in theta."""
-    lp, p = model.log_pred(theta)
-    r = log_l - lp
-    obj = float(weights @ huber(delta, r))
-    psi = weights * np.clip(r, -delta, delta)  # d Huber / d r
-    dp = psi * p  # (K, n): d obj / d term = -psi * p
-    grad = -np.bincount(model.coef.ravel(), weights=dp.ravel(), minlength=model.n_theta)
-    for k, s in enumerate(model.slope):
-        if s >= 0:
-            grad[s] += float(dp[k] @ model.x[k])
-    return obj, grad
-
-
-@dataclass(frozen=True)
-class _Optimum:
-    theta: np.ndarray
-    objective: float
-    converged: bool
-    n_starts: int
-
-
-def _lbfgs(model: _LogSumExpModel, log_l: np.ndarray, weights: np.ndarray, delta: float, x0: np.ndarray,
-           bounds: list[tuple[float | None, float | None]] | None) -> Any:
-    return minimize(huber_objective, x0, args=(model, log_l, weights, delta), jac=True, method="L-BFGS-B",
-                    bounds=bounds, options=LBFGS_OPTIONS)
-
-
-def _multistart(model: _LogSumExpModel, log_l: np.ndarray, weights: np.ndarray, delta: float,
-                starts: np.ndarray, n_starts: int | None,
-                bounds: list[tuple[float | None, float | None]] | None = None) -> _Optimum:
-    """L-BFGS from the ``n_starts`` best starting points (by objective there; None = all); best optimum."""
-    starts = np.atleast_2d(starts)
-    if n_starts is not None and n_starts < len(starts):
-        f0 = np.concatenate([huber(delta, log_l - model.log_pred_many(chunk)) @ weights
-                             for chunk in np.array_split(starts, max(1, len(starts) // 500))])
-        f0 = np.where(np.isfinite(f0), f0, np.inf)
-        starts = starts[np.argsort(f0, kind="stable")[:n_starts]]
-    best = None
-    with single_threaded_blas():
-        for s in starts:
-            res = _lbfgs(model, log_l, weights, delta, s, bounds)
-            if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
-                best = res
-    if best is None:
-        raise ValueError("every L-BFGS start failed (non-finite objective)")
-    return _Optimum(theta=best.x, objective=float(best.fun), converged=bool(best.success), n_starts=len(starts))
-
-
-def _multistart_batched(model: _LogSumExpModel, log_l: np.ndarray, delta: float, starts: np.ndarray,
-                        bounds: list[tuple[float | None, float | None]] | None) -> _Optimum:
-    """Every start at once with the batched Levenberg-Marquardt/IRLS, then L-BFGS from the best one
-    (for the small L(C) fits, where one scipy run per start would dominate the cost)."""
-    w = np.ones((len(starts), len(log_l)))
-    thetas, objectives, _ = _batched_irls(model, log_l, w, delta, np.asarray(starts, dtype=float), bounds)
-    best = int(np.nanargmin(np.where(np.isfinite(objectives), objectives, np.nan)))
-    with single_threaded_blas():
-        res = _lbfgs(model, log_l, np.ones(len(log_l)), delta, thetas[best], bounds)
-    if res.fun <= objectives[best]:
-        return _Optimum(theta=res.x, objective=float(res.fun), converged=bool(res.success), n_starts=len(starts))
-    return _Optimum(theta=thetas[best], objective=float(objectives[best]), converged=True, n_starts=len(starts))
-
-
 def _single_variant(obs: Observations) -> str:
     vs = obs.variants
     if len(vs) != 1:
@@ -462,11 +158,11 @@ def _single_variant(obs: Observations) -> str:
     return vs[0]
 
 
-def _saturating_model(log_c: np.ndarray, group: np.ndarray, n_groups: int) -> _LogSumExpModel:
+def _saturating_model(log_c: np.ndarray, group: np.ndarray, n_groups: int) -> LogSumExpModel:
     """theta = (e, alpha, a_0 .. a_{G-1}); term 0 = a_g - alpha log C, term 1 = e."""
     n = len(log_c)
     coef = np.stack([2 + group, np.zeros(n, dtype=int)])
-    return _LogSumExpModel(coef=coef, slope=np.array([1, -1]), x=np.stack([log_c, np.zeros(n)]),
+    return LogSumExpModel(coef=coef, slope=np.array([1, -1]), x=np.stack([log_c, np.zeros(n)]),
                            n_theta=2 + n_groups)
 
 
@@ -499,12 +195,24 @@ def fit_saturating(obs: Observations, variant: str | None = None, huber_delta: f
     grid = _saturating_starts(obs.loss, np.zeros(len(obs), dtype=int), 1) if starts is None else starts
     y = np.log(obs.loss)
     bounds = [(None, None), _SATURATING_BOUNDS_ALPHA, (None, None)]
-    opt = _multistart_batched(model, y, huber_delta, grid, bounds)
+    opt = multistart_batched(model, y, huber_delta, grid, bounds)
     law = _saturating_law(opt.theta, 0, c_ref)
     return CurveFit(form="saturating", variant=variant, law=law, objective=opt.objective,
                     objective_kind="sum of Huber(delta) of log residuals", compute=obs.compute.copy(),
                     loss=obs.loss.copy(), residuals=y - np.log(law.loss(obs.compute)), huber_delta=huber_delta,
                     n_starts=opt.n_starts, converged=opt.converged)
+
+
+def fit_saturating_floor(obs: Observations, floor: float, variant: str | None = None) -> CurveFit:
+    """L = E + A C^-alpha with the floor E given (not fitted): least squares of log(L - E) on log C,
+    closed form, as the paper form. For users who know their irreducible loss."""
+    variant = variant or _single_variant(obs)
+    shifted = fit_paper(replace(obs, loss=obs.loss - floor), variant)
+    law = SaturatingPowerLaw(E=float(floor), A=shifted.law.A, alpha=shifted.law.alpha)
+    return CurveFit(form="saturating", variant=variant, law=law, objective=shifted.objective,
+                    objective_kind="sum of squared residuals of log(L - E), E given", compute=obs.compute.copy(),
+                    loss=obs.loss.copy(), residuals=np.log(obs.loss) - np.log(law.loss(obs.compute)),
+                    stderr=shifted.stderr, covariance=shifted.covariance)
 
 
 def _saturating_law(theta: np.ndarray, g: int, c_ref: float) -> SaturatingPowerLaw:
@@ -516,46 +224,14 @@ def _saturating_theta(law: SaturatingPowerLaw, c_ref: float) -> np.ndarray:
     return np.array([np.log(max(law.E, 1e-12)), law.alpha, np.log(law.A) - law.alpha * np.log(c_ref)])
 
 
-def fit_shared_saturating(obs: Observations, huber_delta: float = EPOCH_HUBER_DELTA,
-                          per_variant: dict[str, CurveFit] | None = None) -> SharedFit:
-    """L_v = E + A_v C^-alpha with E and alpha shared by every variant (Huber, multi-start)."""
-    variants = obs.variants
-    group = np.searchsorted(variants, obs.variant)
-    c_ref = float(np.exp(np.mean(np.log(obs.compute))))
-    model = _saturating_model(np.log(obs.compute / c_ref), group, len(variants))
-    grid = _saturating_starts(obs.loss, group, len(variants))
-    if per_variant:  # also start from each variant's own fit (its E and alpha, A matched per variant)
-        extra = []
-        for f in per_variant.values():
-            law = f.law
-            a = [np.log(max(np.median(obs.loss[group == g]) - law.E, 1e-6)) for g in range(len(variants))]
-            extra.append([np.log(max(law.E, 1e-12)), law.alpha, *a])
-        grid = np.vstack([grid, extra])
-    y = np.log(obs.loss)
-    bounds = [(None, None), _SATURATING_BOUNDS_ALPHA] + [(None, None)] * len(variants)
-    opt = _multistart_batched(model, y, huber_delta, grid, bounds)
-    params = _shared_saturating_params(opt.theta, variants, c_ref)
-    pred = np.array([params.law(v).loss(c) for v, c in zip(obs.variant, obs.compute)])
-    return SharedFit(form="saturating-shared", params=params, objective=opt.objective,
-                     objective_kind="sum of Huber(delta) of log residuals", variant=obs.variant.copy(),
-                     compute=obs.compute.copy(), loss=obs.loss.copy(), residuals=y - np.log(pred),
-                     huber_delta=huber_delta, converged=opt.converged)
-
-
-def _shared_saturating_params(theta: np.ndarray, variants: list[str], c_ref: float) -> SharedParams:
-    alpha = float(theta[1])
-    return SharedParams(alpha=alpha, E=float(np.exp(theta[0])),
-                        A={v: float(np.exp(theta[2 + i]) * c_ref ** alpha) for i, v in enumerate(variants)})
-
-
 # ----------------------------------------------------------------------------- Chinchilla form
 
 
-def _chinchilla_model(log_n: np.ndarray, log_d: np.ndarray) -> _LogSumExpModel:
+def _chinchilla_model(log_n: np.ndarray, log_d: np.ndarray) -> LogSumExpModel:
     """theta = (a, b, e, alpha, beta): log L_hat = logsumexp(a - alpha log N, b - beta log D, e)."""
     n = len(log_n)
     coef = np.stack([np.zeros(n, dtype=int), np.ones(n, dtype=int), np.full(n, 2)])
-    return _LogSumExpModel(coef=coef, slope=np.array([3, 4, -1]), x=np.stack([log_n, log_d, np.zeros(n)]),
+    return LogSumExpModel(coef=coef, slope=np.array([3, 4, -1]), x=np.stack([log_n, log_d, np.zeros(n)]),
                            n_theta=5)
 
 
@@ -590,7 +266,7 @@ def fit_chinchilla(obs: Observations, variant: str | None = None, huber_delta: f
     model = _chinchilla_model(np.log(obs.n_params), np.log(obs.tokens))
     starts = chinchilla_grid(grid)
     y = np.log(obs.loss)
-    opt = _multistart(model, y, w, huber_delta, starts, n_starts)
+    opt = multistart(model, y, w, huber_delta, starts, n_starts)
     law = _chinchilla_law(opt.theta)
     return ChinchillaFit(variant=variant, law=law, objective=opt.objective,
                          residuals=y - np.log(law.loss(obs.n_params, obs.tokens)), n_params=obs.n_params.copy(),
@@ -610,7 +286,7 @@ def _chinchilla_theta(law: ChinchillaLaw) -> np.ndarray:
 # ----------------------------------------------------------------------------- bootstrap refits
 
 
-def refit(fit: CurveFit | SharedFit | ChinchillaFit, obs: Observations, weights: np.ndarray) -> Any:
+def refit(fit: CurveFit | ChinchillaFit, obs: Observations, weights: np.ndarray) -> Any:
     """The fit's parameters on every bootstrap replicate (rows of ``weights``: resample counts of the
     points of ``obs``, which must be the points ``fit`` was made on); returns the fit with ``draws``.
 
@@ -621,41 +297,22 @@ def refit(fit: CurveFit | SharedFit | ChinchillaFit, obs: Observations, weights:
     w = np.atleast_2d(weights)
     if isinstance(fit, CurveFit) and fit.form == "paper":
         return replace(fit, draws=paper_batch(np.log(obs.compute), np.log(obs.loss), w))
-    if isinstance(fit, SharedFit) and fit.form == "paper-shared":
-        variants = sorted(fit.params.A)
-        group = np.searchsorted(variants, obs.variant)
-        alpha, log_a = shared_paper_batch(np.log(obs.compute), np.log(obs.loss), group, len(variants), w)
-        return replace(fit, draws=SharedParams(alpha=alpha, A={v: np.exp(log_a[:, i]) for i, v in enumerate(variants)}))
     with single_threaded_blas():
         return _refit_huber(fit, obs, w)
 
 
-def _refit_huber(fit: CurveFit | SharedFit | ChinchillaFit, obs: Observations, w: np.ndarray) -> Any:
+def _refit_huber(fit: CurveFit | ChinchillaFit, obs: Observations, w: np.ndarray) -> Any:
     y = np.log(obs.loss)
     if isinstance(fit, CurveFit):  # saturating
         c_ref = float(np.exp(np.mean(np.log(obs.compute))))
         model = _saturating_model(np.log(obs.compute / c_ref), np.zeros(len(obs), dtype=int), 1)
         bounds = [(None, None), _SATURATING_BOUNDS_ALPHA, (None, None)]
-        thetas, _, _ = _batched_irls(model, y, w, fit.huber_delta, _saturating_theta(fit.law, c_ref), bounds)
+        thetas, _, _ = batched_irls(model, y, w, fit.huber_delta, _saturating_theta(fit.law, c_ref), bounds)
         return replace(fit, draws=SaturatingPowerLaw(E=np.exp(thetas[:, 0]), A=np.exp(thetas[:, 2]) * c_ref ** thetas[:, 1],
                                                      alpha=thetas[:, 1]))
-    if isinstance(fit, SharedFit):  # saturating-shared
-        variants = sorted(fit.params.A)
-        group = np.searchsorted(variants, obs.variant)
-        c_ref = float(np.exp(np.mean(np.log(obs.compute))))
-        model = _saturating_model(np.log(obs.compute / c_ref), group, len(variants))
-        p = fit.params
-        x0 = np.array([np.log(max(p.E, 1e-12)), p.alpha,
-                       *[np.log(p.A[v]) - p.alpha * np.log(c_ref) for v in variants]])
-        bounds = [(None, None), _SATURATING_BOUNDS_ALPHA] + [(None, None)] * len(variants)
-        thetas, _, _ = _batched_irls(model, y, w, fit.huber_delta, x0, bounds)
-        alpha = thetas[:, 1]
-        draws = SharedParams(alpha=alpha, E=np.exp(thetas[:, 0]),
-                             A={v: np.exp(thetas[:, 2 + i]) * c_ref ** alpha for i, v in enumerate(variants)})
-        return replace(fit, draws=draws)
     if isinstance(fit, ChinchillaFit):
         model = _chinchilla_model(np.log(obs.n_params), np.log(obs.tokens))
-        th, _, _ = _batched_irls(model, y, w, fit.huber_delta, _chinchilla_theta(fit.law))
+        th, _, _ = batched_irls(model, y, w, fit.huber_delta, _chinchilla_theta(fit.law))
         return replace(fit, draws=ChinchillaLaw(E=np.exp(th[:, 2]), A=np.exp(th[:, 0]), B=np.exp(th[:, 1]),
                                                 alpha=th[:, 3], beta=th[:, 4]))
     raise TypeError(f"cannot refit {type(fit).__name__}")
@@ -663,7 +320,7 @@ def _refit_huber(fit: CurveFit | SharedFit | ChinchillaFit, obs: Observations, w
 
 # ----------------------------------------------------------------------------- dispatch
 
-FORMS = ("paper", "saturating", "chinchilla", "isoflop")
+FORMS = ("shift", "paper", "saturating", "chinchilla", "isoflop")
 
 
 def fit_form(form: str, obs: Observations, variant: str, huber_delta: float = EPOCH_HUBER_DELTA) -> CurveFit:
@@ -672,14 +329,4 @@ def fit_form(form: str, obs: Observations, variant: str, huber_delta: float = EP
         return fit_paper(obs, variant)
     if form == "saturating":
         return fit_saturating(obs, variant, huber_delta)
-    raise ValueError(f"unknown L(C) form {form!r}; use paper or saturating")
-
-
-def fit_shared(obs: Observations, form: str, huber_delta: float = EPOCH_HUBER_DELTA,
-               per_variant: dict[str, CurveFit] | None = None) -> SharedFit:
-    """The shared-exponent fit of every variant in ``obs`` (`paper` or `saturating`)."""
-    if form == "paper":
-        return fit_shared_paper(obs)
-    if form == "saturating":
-        return fit_shared_saturating(obs, huber_delta, per_variant)
     raise ValueError(f"unknown L(C) form {form!r}; use paper or saturating")

@@ -127,12 +127,22 @@ class Observations:
     loss: np.ndarray  # float, nats/token
     compute_unit: str = "PF-days"
     source: str = ""  # where the rows came from (a path), for reports
+    unit: np.ndarray | None = None  # str, the pairing unit; None: (size, seed), see unit_keys
 
     def __post_init__(self) -> None:
         n = len(self.loss)
         for name in ("variant", "size", "run", "seed", "n_params", "tokens", "compute"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"Observations.{name} has {len(getattr(self, name))} rows, loss has {n}")
+        if self.unit is not None and len(self.unit) != n:
+            raise ValueError(f"Observations.unit has {len(self.unit)} rows, loss has {n}")
+
+    def unit_keys(self) -> np.ndarray:
+        """The pairing unit of each row: runs of different arms with the same key share their initial
+        weights and batch order (same size, same seed). Default: size label + seed."""
+        if self.unit is not None:
+            return np.asarray(self.unit).astype(str)
+        return np.char.add(np.char.add(self.size.astype(str), " seed "), self.seed.astype(str))
 
     def __len__(self) -> int:
         return len(self.loss)
@@ -145,7 +155,8 @@ class Observations:
         f = lambda a: np.asarray(a)[mask_or_index]
         return Observations(variant=f(self.variant), size=f(self.size), run=f(self.run), seed=f(self.seed),
                             n_params=f(self.n_params), tokens=f(self.tokens), compute=f(self.compute),
-                            loss=f(self.loss), compute_unit=self.compute_unit, source=self.source)
+                            loss=f(self.loss), compute_unit=self.compute_unit, source=self.source,
+                            unit=None if self.unit is None else f(self.unit))
 
     def of(self, variant: str) -> Observations:
         return self.take(self.variant == variant)
@@ -204,8 +215,9 @@ def observations_from_curves(curves: CurveTable, runs: pd.DataFrame, min_fractio
     target = meta.loc[df["run_id"], "target_tokens"].to_numpy(dtype=float)
     df = df[df["tokens"].to_numpy(dtype=float) >= min_fraction * target]
     n = meta.loc[df["run_id"], "params_non_embedding"].to_numpy(dtype=float)
+    size = meta.loc[df["run_id"], "cell" if "cell" in meta.columns else "size"].astype(str).to_numpy()
     return Observations(
-        variant=df["variant"].astype(str).to_numpy(), size=df["size"].astype(str).to_numpy(),
+        variant=df["variant"].astype(str).to_numpy(), size=size,
         run=df["run_id"].astype(str).to_numpy(), seed=df["seed"].astype(np.int64).to_numpy(),
         n_params=n, tokens=df["tokens"].astype(float).to_numpy(),
         compute=df["compute_pfdays"].astype(float).to_numpy(), loss=df["val_loss"].astype(float).to_numpy(),
@@ -213,17 +225,43 @@ def observations_from_curves(curves: CurveTable, runs: pd.DataFrame, min_fractio
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV (``#`` lines are comments) or parquet file as a DataFrame."""
+    """A CSV (``#`` lines are comments) or parquet file as a DataFrame; its index counts data rows
+    from 0 (header and comments not counted), which is what messages call 'row'."""
     path = Path(path)
     if not path.exists():
         raise AnalysisInputError(f"{path} not found; pass an existing CSV or parquet file to --table")
+    if path.is_dir():
+        raise AnalysisInputError(f"{path} is a directory; pass a CSV or parquet file to --table")
+    kind = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "CSV"
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, comment="#")
+        frame = pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path, comment="#")
     except Exception as e:
-        raise AnalysisInputError(f"{path} could not be read as {'parquet' if path.suffix == '.parquet' else 'CSV'}"
-                                 f" ({e}); check the file format") from e
+        raise AnalysisInputError(f"{path} could not be read as {kind} ({e}); check the file format") from e
+    return frame.reset_index(drop=True)
+
+
+def _numeric(frame: pd.DataFrame, name: str, flag: str, path: Path, *, positive: bool = True,
+             whole: bool = False) -> np.ndarray:
+    """A numeric column, or AnalysisInputError naming the file, the column and its first bad row:
+    text, a missing value, and (``positive``) a non-positive or non-finite number."""
+    raw = frame[name]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    text = np.isnan(values) & raw.notna().to_numpy()
+    if text.any():
+        i = int(np.argmax(text))
+        raise AnalysisInputError(f"{path}: column {name!r} ({flag}) holds text at row {frame.index[i]}: "
+                                 f"{raw.iloc[i]!r} (and {int(text.sum()) - 1} more rows); fix: make the column "
+                                 "numeric, or drop those rows with --query")
+    bad = ~np.isfinite(values) | (values <= 0 if positive else False)
+    if whole:
+        bad |= np.isfinite(values) & (values != np.round(values))
+    if bad.any():
+        i = int(np.argmax(bad))
+        what = "missing, non-finite or non-positive" if positive else "missing, non-finite or fractional"
+        raise AnalysisInputError(f"{path}: column {name!r} ({flag}) has {int(bad.sum())} {what} value(s), the first "
+                                 f"at row {frame.index[i]} ({raw.iloc[i]!r}); fix: correct them or drop those "
+                                 "rows with --query")
+    return values
 
 
 def load_table(path: str | Path, *, loss_col: str, n_col: str | None = None, d_col: str | None = None,
@@ -237,7 +275,8 @@ def load_table(path: str | Path, *, loss_col: str, n_col: str | None = None, d_c
     C = 6 N D in FLOPs; no D column -> D = C / (6 N) (Epoch's convention for Chinchilla's data).
     ``query`` filters rows first (pandas syntax, e.g. "excluded == 0"). Without ``variant_col`` all
     rows are one variant "all"; without ``run_col`` each row is its own run; without ``size_col`` the
-    size label is N (or C)."""
+    size label is N (or C) and no rows are paired (each run is its own unit); with it, runs of
+    different variants at the same size and seed are paired."""
     path = Path(path)
     frame = read_table(path)
     named = {"--loss-col": loss_col, "--n-col": n_col, "--d-col": d_col, "--c-col": c_col,
@@ -253,7 +292,8 @@ def load_table(path: str | Path, *, loss_col: str, n_col: str | None = None, d_c
             raise AnalysisInputError(f"--query {query!r} failed on {path}: {e}") from e
     if len(frame) == 0:
         raise AnalysisInputError(f"{path}: no rows left" + (f" after --query {query!r}" if query else ""))
-    col = lambda name: frame[name].astype(float).to_numpy() if name else np.full(len(frame), np.nan)
+    flags = {col: flag for flag, col in named.items() if col is not None}
+    col = lambda name: _numeric(frame, name, flags[name], path) if name else np.full(len(frame), np.nan)
     n, d, c = col(n_col), col(d_col), col(c_col)
     unit = compute_unit or ("as given" if c_col else "FLOPs")
     if c_col is None and n_col and d_col:
@@ -264,16 +304,15 @@ def load_table(path: str | Path, *, loss_col: str, n_col: str | None = None, d_c
         raise AnalysisInputError("a compute column is needed: pass --c-col, or --n-col and --d-col "
                                  "(then C = 6 N D)")
     loss = col(loss_col)
-    bad = ~(np.isfinite(loss) & (loss > 0))
-    if bad.any():
-        raise AnalysisInputError(f"{path}: column {loss_col!r} has {int(bad.sum())} non-positive or missing "
-                                 f"values (first at row {int(np.argmax(bad))}); drop them with --query")
     rows = np.arange(len(frame))
     size = (frame[size_col].astype(str).to_numpy() if size_col
             else np.array([f"{v:.4g}" for v in (n if n_col else c)]))
+    run = frame[run_col].astype(str).to_numpy() if run_col else np.array([f"row{i}" for i in rows])
     return Observations(
         variant=frame[variant_col].astype(str).to_numpy() if variant_col else np.full(len(frame), "all"),
         size=size,
-        run=frame[run_col].astype(str).to_numpy() if run_col else np.array([f"row{i}" for i in rows]),
-        seed=frame[seed_col].astype(np.int64).to_numpy() if seed_col else np.zeros(len(frame), np.int64),
-        n_params=n, tokens=d, compute=c, loss=loss, compute_unit=unit, source=str(path))
+        run=run,
+        seed=(_numeric(frame, seed_col, "--seed-col", path, positive=False, whole=True).astype(np.int64) if seed_col
+              else np.zeros(len(frame), np.int64)),
+        n_params=n, tokens=d, compute=c, loss=loss, compute_unit=unit, source=str(path),
+        unit=None if size_col else run)  # without a size column rows are not paired: each run its own unit

@@ -1,39 +1,41 @@
-"""The compute multiplier of a variant over the baseline, with bootstrap confidence intervals.
+"""The compute multiplier from separate per-arm fits (the paper's convention, a secondary line).
 
-Definition. With L_b(C) and L_v(C) the fitted loss-vs-compute laws of the baseline and the variant,
+Definition. With L_b(C) and L_v(C) the fitted loss-vs-compute laws of the baseline and the arm,
 
     m(C) = C_b(L_v(C)) / C,       C_b = L_b^-1 (the compute at which the baseline reaches a loss)
 
-is how many times more compute the baseline needs to reach the loss the variant reaches with
-compute C. m > 1: the variant is better (m = 1.25: the baseline needs 25% more compute, the
-paper's claim for Block AttnRes). For L = A C^-alpha (the paper's form)
+is how many times more compute the baseline needs to reach the loss the arm reaches with compute
+C. m > 1: the arm is better (m = 1.25: the paper's claim for Block AttnRes). For L = A C^-alpha
 
-    m(C) = (A_b / A_v)^(1 / alpha_b) * C^(alpha_v / alpha_b - 1),
+    log m(C) = (log A_b - log A_v) / alpha_b + (alpha_v / alpha_b - 1) log C,
 
-which drifts with C unless the exponents are equal; with one shared exponent (the
-`paper-shared` fit) it is the constant (A_b / A_v)^(1 / alpha).
+which drifts with C unless the exponents are equal. The headline is the paired shift model
+(analysis.shift); this module reads the paper's separate fits at the largest measured compute
+(the paper's Figure 4 reads 5.6 PF-days, about its largest run) and as a curve over C.
 
-Reported, each with a percentile interval from the bootstrap over runs (analysis.bootstrap) and the
-fit form it came from:
-    at_largest  m at the largest compute measured for the variant (the paper's convention: Figure 4
-                reads it off at 5.6 PF-days, about its largest run)
-    curve       m(C) over the measured compute range, with a pointwise band
-    per_size    point multipliers from same-size loss gaps: the baseline's fitted local exponent
-                k = -d log L_b / d log C converts the gap at one size into compute,
-                m_s = (C_b,s / C_v,s) * (L_b,s / L_v,s)^(1 / k) (the paper's "0.020-0.026 nats
-                convert to 1.20-1.30")
-    shared      m under the shared-exponent fit (one number)
+Intervals, always in log m:
+    paper        analytic. Each arm's law is fitted to its per-size mean log loss; the two fits
+                 share their noise through the paired runs of a size, so their joint covariance is
+                 that of seemingly unrelated regressions with a cross-arm residual covariance
+                 (Zellner 1962): Cov(theta_i, theta_j) = s_ij (X_i'X_i)^-1 X_i'X_j (X_j'X_j)^-1,
+                 s_ij = r_i . r_j / (S - 2). Delta method, t on S - 2 dof. The same covariance
+                 gives the test of equal exponents (alpha_v - alpha_b = 0).
+    saturating   percentile bootstrap of log m over units resampled jointly across arms
+                 (analysis.bootstrap), its ends moved away from the estimate by the small-sample
+                 factor sqrt(n / (n - p)) in log space.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
-from analysis.bootstrap import Resamples, expansion
-from analysis.fits import CurveFit, PowerLaw, SaturatingPowerLaw, SharedFit
+from analysis.bootstrap import expansion
+from analysis.fits import CurveFit
+from analysis.laws import PowerLaw, SaturatingPowerLaw
 from analysis.load import Observations
 
 Law = PowerLaw | SaturatingPowerLaw
@@ -47,13 +49,6 @@ def compute_multiplier(baseline: Law, variant: Law, compute: Any) -> Any:
         return baseline.compute_for(variant.loss(c)) / c
 
 
-def point_multiplier(loss_baseline: Any, compute_baseline: Any, loss_variant: Any, compute_variant: Any,
-                     exponent_baseline: Any) -> Any:
-    """Same-size multiplier: m_s = (C_b / C_v) * (L_b / L_v)^(1 / k_b), k_b = -d log L_b / d log C."""
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return (compute_baseline / compute_variant) * (loss_baseline / loss_variant) ** (1.0 / exponent_baseline)
-
-
 def _column(law: Law) -> Law:
     """A law whose array fields are (B, 1), to broadcast against a (1, k) compute grid."""
     return type(law)(**{k: np.asarray(v, dtype=float)[:, None] for k, v in vars(law).items()})
@@ -61,58 +56,36 @@ def _column(law: Law) -> Law:
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate with its bootstrap percentile interval."""
+    """A multiplier with its interval; computed in log m, reported as m."""
 
     estimate: float
     low: float
     high: float
     level: float  # e.g. 0.9 for a 90% interval
-    n_draws: int  # bootstrap replicates with a finite value (0: no interval)
-    expansion: float = 1.0  # small-sample factor applied to the draws' spread (analysis.bootstrap)
+    method: str  # how the interval was computed ("" when there is none)
+
+    @property
+    def has_interval(self) -> bool:
+        return bool(np.isfinite(self.low) and np.isfinite(self.high))
 
     @property
     def includes_one(self) -> bool:
-        return self.n_draws > 0 and self.low <= 1.0 <= self.high
+        return self.has_interval and self.low <= 1.0 <= self.high
+
+    @staticmethod
+    def from_log(log_est: float, log_low: float, log_high: float, level: float, method: str) -> Interval:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return Interval(float(np.exp(log_est)), float(np.exp(log_low)), float(np.exp(log_high)), level, method)
 
     def format(self, digits: int = 3) -> str:
-        if self.n_draws == 0:
+        if not self.has_interval:
             return f"{self.estimate:.{digits}f}"
-        return (f"{self.estimate:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}] "
-                f"({self.level:.0%} CI)")
-
-
-def percentile_interval(estimate: float, draws: np.ndarray | None, level: float, factor: float = 1.0) -> Interval:
-    """Percentile interval of ``draws`` (NaN draws are dropped; +inf counts as a very large value),
-    its ends moved away from ``estimate`` by ``factor`` (the small-sample expansion, analysis.bootstrap)."""
-    if draws is None:
-        return Interval(float(estimate), float("nan"), float("nan"), level, 0)
-    d = np.asarray(draws, dtype=float)
-    d = d[~np.isnan(d)]
-    if len(d) < 2:
-        return Interval(float(estimate), float("nan"), float("nan"), level, 0)
-    lo, hi = np.quantile(d, [(1 - level) / 2, (1 + level) / 2], method="linear")
-    with np.errstate(invalid="ignore"):
-        lo, hi = estimate + factor * (lo - estimate), estimate + factor * (hi - estimate)
-    return Interval(float(estimate), float(lo), float(hi), level, len(d), float(factor))
-
-
-@dataclass(frozen=True)
-class MultiplierAt:
-    """m at one compute (``compute`` None: constant in C, from a shared-exponent fit)."""
-
-    variant: str
-    baseline: str
-    form: str  # the fit form it came from: paper, saturating, paper-shared, saturating-shared
-    compute: float | None
-    value: Interval
+        return f"{self.estimate:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}] ({self.level:.0%} CI)"
 
 
 @dataclass(frozen=True)
 class MultiplierCurve:
-    variant: str
-    baseline: str
-    form: str
-    compute: np.ndarray  # (k,) grid over the variant's measured range
+    compute: np.ndarray  # (k,) grid over the arm's measured range
     estimate: np.ndarray
     low: np.ndarray
     high: np.ndarray
@@ -120,124 +93,150 @@ class MultiplierCurve:
 
 
 @dataclass(frozen=True)
-class SizeMultiplier:
-    """A point multiplier from the loss gap at one size."""
+class ExponentTest:
+    """Are the arms' exponents equal? alpha_arm - alpha_baseline with its standard error."""
 
-    variant: str
-    baseline: str
-    form: str  # form of the baseline fit that supplied the local exponent
-    size: str
-    compute_baseline: float
-    compute_variant: float
-    loss_baseline: float  # mean over seeds
-    loss_variant: float
-    n_seeds: int  # fewest seeds of the two cells
-    value: Interval
-    interval_from: str  # what the interval carries: "seeds and slope" or "slope only (one seed)"
-
-    @property
-    def gap(self) -> float:
-        """L_baseline - L_variant, nats/token (> 0: the variant is better)."""
-        return self.loss_baseline - self.loss_variant
+    difference: float
+    stderr: float
+    dof: int
+    p_value: float
 
 
 @dataclass(frozen=True)
 class VariantMultipliers:
-    """Everything about one variant's multiplier over the baseline under one fit form."""
+    """One arm's multiplier over the baseline from separate fits of one form."""
 
     variant: str
     baseline: str
-    form: str
-    at_largest: MultiplierAt
+    form: str  # paper, saturating, isoflop
+    compute: float  # the largest compute measured for the arm
+    at_largest: Interval
     curve: MultiplierCurve
-    per_size: list[SizeMultiplier] = field(default_factory=list)
-    shared: MultiplierAt | None = None
+    exponents: ExponentTest | None = None
 
 
-def _cell_means(obs: Observations, weights: np.ndarray | None) -> dict[str, tuple[Any, Any, int]]:
-    """Per size: (mean loss, mean compute, n runs); with ``weights`` (B, n) the means are (B,) arrays."""
+# ----------------------------------------------------------------------------- paper form, analytic
+
+
+def _size_means(o: Observations, floor: float) -> dict[str, tuple[float, float]]:
     out = {}
-    for s in np.unique(obs.size):
-        m = obs.size == s
-        n_runs = len(np.unique(obs.run[m]))
-        if weights is None:
-            out[s] = (float(obs.loss[m].mean()), float(obs.compute[m].mean()), n_runs)
-        else:
-            w = weights[:, m].astype(float)
-            sw = w.sum(1)
-            out[s] = (w @ obs.loss[m] / sw, w @ obs.compute[m] / sw, n_runs)
+    for s in np.unique(o.size):
+        m = o.size == s
+        out[str(s)] = (float(np.log(o.compute[m]).mean()), float(np.log(o.loss[m] - floor).mean()))
     return out
 
 
-def shared_multiplier(shared: SharedFit, variant: str, baseline: str, level: float,
-                      n_runs: int | None = None) -> MultiplierAt:
-    """m = (A_b / A_v)^(1 / alpha) under one exponent (and floor) for all variants: constant in C.
-    ``n_runs``: runs in the shared fit (default: its points), for the small-sample expansion."""
-    def m(p: Any) -> Any:
-        return (p.A[baseline] / p.A[variant]) ** (1.0 / p.alpha)
+@dataclass(frozen=True)
+class _PairedLaws:
+    """Both arms' log-linear fits on their common sizes, with their joint (SUR) covariance."""
 
-    draws = m(shared.draws) if shared.draws is not None else None
-    n_params = len(shared.params.A) + 1 + (shared.params.E is not None)
-    f = expansion(n_runs or len(shared.loss), n_params)
-    return MultiplierAt(variant, baseline, shared.form, None, percentile_interval(float(m(shared.params)), draws, level, f))
+    theta: np.ndarray  # (4,) a_b, b_b, a_v, b_v for y = a + b (x - xbar)
+    cov: np.ndarray  # (4, 4)
+    xbar: tuple[float, float]
+    dof: int
+
+    def log_m(self, x: np.ndarray, theta: np.ndarray | None = None) -> np.ndarray:
+        a_b, b_b, a_v, b_v = self.theta if theta is None else theta
+        y_v = a_v + b_v * (np.asarray(x) - self.xbar[1])
+        return self.xbar[0] + (y_v - a_b) / b_b - np.asarray(x)
+
+    def log_m_se(self, x: np.ndarray) -> np.ndarray:
+        a_b, b_b, a_v, b_v = self.theta
+        x = np.asarray(x, dtype=float)
+        y_v = a_v + b_v * (x - self.xbar[1])
+        grad = np.stack([-np.ones_like(x) / b_b, -(y_v - a_b) / b_b ** 2, np.ones_like(x) / b_b,
+                         (x - self.xbar[1]) / b_b])  # (4, k)
+        return np.sqrt(np.einsum("ik,ij,jk->k", grad, self.cov, grad))
 
 
-def variant_multipliers(obs: Observations, fits: dict[str, CurveFit], variant: str, baseline: str,
-                        level: float = 0.9, resamples: Resamples | None = None, shared: SharedFit | None = None,
-                        n_curve: int = 60) -> VariantMultipliers:
-    """All multipliers of ``variant`` over ``baseline`` from per-variant fits (with ``draws`` when
-    bootstrapped) of one form. ``resamples`` (rows of ``obs``) supplies the seed resampling of the
-    per-size multipliers; the fits' draws must come from the same replicates."""
-    fb, fv = fits[baseline], fits[variant]
-    form = fb.form
-    ov, ob = obs.of(variant), obs.of(baseline)
+def paired_laws(obs: Observations, baseline: str, arm: str, floor: float = 0.0) -> _PairedLaws | None:
+    """None with fewer than 3 common sizes (no residual dof for a covariance)."""
+    mb, mv = _size_means(obs.of(baseline), floor), _size_means(obs.of(arm), floor)
+    common = sorted(set(mb) & set(mv), key=lambda s: mb[s][0])
+    if len(common) < 3:
+        return None
+    X, Y, A, R, xbars = [], [], [], [], []
+    for means in (mb, mv):
+        x = np.array([means[s][0] for s in common])
+        y = np.array([means[s][1] for s in common])
+        xbars.append(float(x.mean()))
+        Xi = np.column_stack([np.ones(len(x)), x - x.mean()])
+        Ai = np.linalg.inv(Xi.T @ Xi)
+        th = Ai @ Xi.T @ y
+        X.append(Xi), Y.append(y), A.append(Ai), R.append(y - Xi @ th)
+    dof = len(common) - 2
+    cov = np.zeros((4, 4))
+    for i in range(2):
+        for j in range(2):
+            s_ij = float(R[i] @ R[j]) / dof
+            cov[2 * i:2 * i + 2, 2 * j:2 * j + 2] = s_ij * A[i] @ X[i].T @ X[j] @ A[j]
+    theta = np.concatenate([A[i] @ X[i].T @ Y[i] for i in range(2)])
+    return _PairedLaws(theta=theta, cov=cov, xbar=(xbars[0], xbars[1]), dof=dof)
+
+
+def paper_multipliers(obs: Observations, variant: str, baseline: str, level: float = 0.9, form: str = "paper",
+                      floor: float = 0.0, n_curve: int = 60) -> VariantMultipliers | None:
+    """m at the arm's largest compute and as a curve, from separate log-linear fits of each arm's
+    per-size means of log(L - floor) (floor 0: the paper's form); analytic intervals (module docstring)."""
+    pl = paired_laws(obs, baseline, variant, floor)
+    if pl is None:
+        return None
+    ov = obs.of(variant)
     c_max = float(ov.compute.max())
-    # small-sample expansion: the fewer runs per fitted parameter, the more the bootstrap underestimates
-    f_fit = expansion(min(len(np.unique(ov.run)), len(np.unique(ob.run))), len(vars(fb.law)))
+    t = float(stats.t.ppf((1 + level) / 2, pl.dof))
+    how = (f"{level:.0%} t interval ({pl.dof} dof) from the two fits' joint covariance (paired sizes, SUR), "
+           "delta method in log m")
+    x_max = np.log(c_max)
+    est, se = float(pl.log_m(x_max)), float(pl.log_m_se(np.array([x_max]))[0])
+    at = Interval.from_log(est, est - t * se, est + t * se, level, how)
+    grid = np.geomspace(ov.compute.min(), c_max, n_curve)
+    lm, lse = pl.log_m(np.log(grid)), pl.log_m_se(np.log(grid))
+    curve = MultiplierCurve(grid, np.exp(lm), np.exp(lm - t * lse), np.exp(lm + t * lse), level)
+    diff = -(pl.theta[3] - pl.theta[1])  # alpha_v - alpha_b, alpha = -b
+    var = pl.cov[1, 1] + pl.cov[3, 3] - 2 * pl.cov[1, 3]
+    se_d = float(np.sqrt(max(var, 0.0)))
+    p = float(2 * stats.t.sf(abs(diff) / se_d, pl.dof)) if se_d > 0 else 0.0
+    return VariantMultipliers(variant, baseline, form, c_max, at, curve, ExponentTest(float(diff), se_d, pl.dof, p))
+
+
+# ----------------------------------------------------------------------------- bootstrap forms
+
+
+def _log_percentile(est: float, draws: np.ndarray | None, level: float, factor: float) -> tuple[float, float]:
+    if draws is None:
+        return np.nan, np.nan
+    d = np.asarray(draws, dtype=float)
+    d = d[np.isfinite(d) & (d > 0)]
+    if len(d) < 20:
+        return np.nan, np.nan
+    lo, hi = np.quantile(np.log(d), [(1 - level) / 2, (1 + level) / 2])
+    le = np.log(est)
+    return float(le + factor * (lo - le)), float(le + factor * (hi - le))
+
+
+def bootstrap_multipliers(obs: Observations, fits: dict[str, CurveFit], variant: str, baseline: str,
+                          level: float = 0.9, n_units: int | None = None, n_curve: int = 60) -> VariantMultipliers:
+    """m from per-arm fits whose ``draws`` come from one joint bootstrap (units resampled across arms)."""
+    fb, fv = fits[baseline], fits[variant]
+    ov = obs.of(variant)
+    c_max = float(ov.compute.max())
+    f = expansion(n_units or len(np.unique(ov.run)), len(vars(fb.law)))
+    how = (f"{level:.0%} percentile bootstrap of log m over units resampled jointly across arms"
+           + (f", widened by {f:.2f} (small-sample factor)" if f > 1 else ""))
 
     def draws_at(c: np.ndarray) -> np.ndarray | None:
         if fb.draws is None or fv.draws is None:
             return None
         return compute_multiplier(_column(fb.draws), _column(fv.draws), c[None, :])
 
-    at = float(compute_multiplier(fb.law, fv.law, c_max))
-    d_at = draws_at(np.array([c_max]))
-    at_largest = MultiplierAt(variant, baseline, form, c_max,
-                              percentile_interval(at, None if d_at is None else d_at[:, 0], level, f_fit))
-
+    est = float(compute_multiplier(fb.law, fv.law, c_max))
+    d = draws_at(np.array([c_max]))
+    lo, hi = _log_percentile(est, None if d is None else d[:, 0], level, f)
+    at = Interval.from_log(np.log(est), lo, hi, level, how if np.isfinite(lo) else
+                           "no interval: fewer than 20 bootstrap replicates gave a finite multiplier (raise --n-boot)")
     grid = np.geomspace(ov.compute.min(), c_max, n_curve)
-    est = compute_multiplier(fb.law, fv.law, grid)
-    d = draws_at(grid)
-    if d is None:
-        lo = hi = np.full(n_curve, np.nan)
-    else:
-        q = np.nanquantile(d, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        with np.errstate(invalid="ignore"):
-            lo, hi = est + f_fit * (q[0] - est), est + f_fit * (q[1] - est)
-    curve = MultiplierCurve(variant, baseline, form, grid, est, lo, hi, level)
-
-    per_size = []
-    means_b, means_v = _cell_means(ob, None), _cell_means(ov, None)
-    if resamples is not None:
-        cw = resamples.cell_weights
-        bw_b, bw_v = _cell_means(ob, cw[:, obs.variant == baseline]), _cell_means(ov, cw[:, obs.variant == variant])
-    for s in obs.size_order():
-        if s not in means_b or s not in means_v:
-            continue
-        (lb, cb, nb), (lv, cv, nv) = means_b[s], means_v[s]
-        est_s = float(point_multiplier(lb, cb, lv, cv, fb.law.local_exponent(cb)))
-        draws_s = None
-        if resamples is not None and fb.draws is not None:
-            (lb_d, cb_d, _), (lv_d, cv_d, _) = bw_b[s], bw_v[s]
-            draws_s = point_multiplier(lb_d, cb_d, lv_d, cv_d, fb.draws.local_exponent(cb_d))
-        n_seeds = min(nb, nv)
-        f_size = expansion(n_seeds, 1) if n_seeds > 1 else f_fit  # seeds: a mean per cell; else the slope's
-        per_size.append(SizeMultiplier(
-            variant=variant, baseline=baseline, form=form, size=s, compute_baseline=cb, compute_variant=cv,
-            loss_baseline=lb, loss_variant=lv, n_seeds=n_seeds, value=percentile_interval(est_s, draws_s, level, f_size),
-            interval_from=("seeds and slope" if n_seeds > 2 else
-                           "seeds and slope (2 seeds: too few for a reliable interval)" if n_seeds == 2 else
-                           "slope only (one seed per size)")))
-
-    sh = shared_multiplier(shared, variant, baseline, level, len(np.unique(obs.run))) if shared is not None else None
-    return VariantMultipliers(variant, baseline, form, at_largest, curve, per_size, sh)
+    e = compute_multiplier(fb.law, fv.law, grid)
+    dg = draws_at(grid)
+    bands = [(_log_percentile(float(e[k]), None if dg is None else dg[:, k], level, f)) for k in range(n_curve)]
+    lo_g, hi_g = np.exp([b[0] for b in bands]), np.exp([b[1] for b in bands])
+    return VariantMultipliers(variant, baseline, fb.form, c_max, at, MultiplierCurve(grid, e, lo_g, hi_g, level))

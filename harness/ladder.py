@@ -4,6 +4,8 @@
            d_ff = 8/3 d_model rounded up to a multiple of 8.       sizes d2 .. d8 (26k .. 247k params)
            Width grows slowly so params span ~4x over d2..d5 at a compute a 2-core laptop trains
            in minutes; 2 heads keep head_dim >= 12 (measured: head_dim 8 made CPU SDPA ~1.6x slower).
+    deep   CPU ladder at fixed width (the depth question: does AttnRes gain with depth?): n_blocks = d,
+           d_model = 32, 2 heads, d_ff = 88 as tiny d4.               sizes d2 .. d16 (42k .. 218k params)
     small  GPU ladder (nanochat's rule: width = 64 x depth): n_blocks = d, d_model = 64 d,
            head_dim 64, d_ff = 8/3 d_model rounded up to 64.        sizes d4 .. d16
     paper  the five shapes of the paper's Table 2 (n_blocks, heads = n_blocks, d_model as published;
@@ -72,6 +74,7 @@ def _paper_shapes() -> dict[str, Shape]:
 
 LADDERS: dict[str, dict[str, Shape]] = {
     "tiny": {f"d{d}": _dial(d, 4 * (d + 4), 2, 8, 128) for d in range(2, 9)},
+    "deep": {f"d{d}": _dial(d, 32, 2, 8, 128) for d in (2, 3, 4, 6, 8, 12, 16)},
     "small": {f"d{d}": _dial(d, 64 * d, d, 64, 1024) for d in range(4, 17, 2)},
     "paper": _paper_shapes(),
 }

@@ -13,7 +13,6 @@ and returns the hidden state that goes into the final norm and the LM head.
     static       full, logits are learned scalars per (l, i): input-independent      (Table 4)
     denseformer  h_l = sum_i a_{l,i} v_i, learned scalars initialised to 1           (Table 4)
     multihead    full, d split into depth_heads heads, one softmax per head          (Table 4)
-    rescaled     h_l = mean of the sources (running-mean residual, no learned routing; section 4)
 
 Every AttnRes variant except ``block`` groups sources per layer unless the config sets a block
 count (``attnres_blocks``/``layers_per_block``), so e.g. "Block multi-head" is
@@ -471,19 +470,6 @@ class MultiHeadAttnRes(AttnRes):
         return weighted_sum(alpha.to(values[-1].dtype), values).reshape(B, T, D)
 
 
-class Rescaled(Residual):
-    """Control (PAPER.md section 4): h_{l+1} = (l/(l+1)) h_l + (1/(l+1)) f_l, i.e. the running mean
-    of the embedding and all sublayer outputs; bounded norm, no learned routing, no parameters."""
-
-    def run(self, x: Tensor, layers: Sequence[nn.Module]) -> Tensor:
-        h = x
-        for l, f in enumerate(layers, start=1):
-            out = f(h)
-            self._record_output(out)
-            h = h * (l / (l + 1)) + out * (1 / (l + 1))
-        return h
-
-
 VARIANTS: dict[str, type[Residual]] = {
     "baseline": Baseline,
     "full": FullAttnRes,
@@ -494,7 +480,6 @@ VARIANTS: dict[str, type[Residual]] = {
     "static": StaticAttnRes,
     "denseformer": DenseFormer,
     "multihead": MultiHeadAttnRes,
-    "rescaled": Rescaled,
 }
 
 

@@ -1,45 +1,28 @@
 """Cheap integrity checks of prepared token files at training start.
 
 `attnres data prepare` computes the full sha256 of every split once and also a *sampled* checksum
-(``sampled_sha256``: the file size and 64 chunks of 64 KiB spread evenly over the file, 4 MiB read
-whatever the file's size). A training process checks the size and the sampled checksum, on one rank,
-and shares the verdict with the others (harness.train), so a 238 GB split costs a few seeks at every
-start and requeue instead of ~3.4 min of hashing per rank before the first collective. The sampled
-check catches a truncated, replaced or regenerated file; a flipped bit between samples is caught by
-``attnres data info`` (the full checksum), not here. Preparations made before the sampled checksum
-existed are checked in full once per start, with a note saying how to make starts cheap.
+(``sampled_sha256``, defined in harness/prep/tokenfile.py: the file size and 64 blocks of 64 KiB at
+evenly spaced offsets, 4 MiB read whatever the file's size). A training process checks the size and
+the sampled checksum, on one rank, and shares the verdict with the others (harness.train), so a
+238 GB split costs a few seeks at every start and requeue instead of ~3.4 min of hashing per rank
+before the first collective. The sampled check catches a truncated, replaced or regenerated file; a
+flipped bit between samples is caught by ``attnres data info`` (the full checksum), not here.
+Preparations made before the sampled checksum existed are checked in full once per start, with a
+note saying how to make starts cheap.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-SAMPLES = 64
-CHUNK = 1 << 16
-PREFIX = "sampled-v1:"
+from harness.prep.tokenfile import SAMPLE_BLOCK_BYTES, SAMPLE_BLOCKS, sampled_sha256, sha256_file
 
-
-def sampled_sha256(path: str | Path) -> str:
-    """sha256 over the file size and SAMPLES chunks of CHUNK bytes at evenly spaced offsets (first and
-    last chunk included); the whole file when it is no larger than that."""
-    path = Path(path)
-    size = path.stat().st_size
-    h = hashlib.sha256(f"{size}|".encode())
-    with open(path, "rb") as f:
-        if size <= SAMPLES * CHUNK:
-            h.update(f.read())
-        else:
-            for i in range(SAMPLES):
-                f.seek(i * (size - CHUNK) // (SAMPLES - 1))
-                h.update(f.read(CHUNK))
-    return PREFIX + h.hexdigest()
+__all__ = ["SAMPLE_BLOCKS", "SAMPLE_BLOCK_BYTES", "check_split", "sampled_sha256"]
 
 
 def check_split(data_dir: str | Path, split: str) -> str:
     """Check one split's size and sampled checksum against meta.json; DataError (with the fix) if they
     differ. Returns what was checked, for the run's log."""
-    from harness.corpus import sha256_file
     from harness.data import DataError, _fix_command, load_tokens, read_meta
 
     d = Path(data_dir)

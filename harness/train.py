@@ -1,9 +1,6 @@
 """Train one run: AdamW, warmup + cosine/WSD, clipping, accumulation, evaluation, checkpoint/resume.
 
-    attnres train --run-dir runs/adhoc/my-run               # resumes if runs/adhoc/my-run/ckpt/last.pt exists
-    attnres train --spec spec.json --run-dir runs/x/y       # copy a RunSpec into a new run directory
-    attnres train --ladder tiny --size d3 --variant block --attnres-blocks 3 --tokens 2e6 --run-dir runs/x/y
-    torchrun --nproc-per-node 2 -m harness train --run-dir ...   # DDP (gloo on CPU, nccl on GPU)
+    train_run("runs/adhoc/my-run")       # what `attnres train --run-dir ...` runs (harness/train_cli.py)
 
 Determinism: the batch of step s is drawn from a generator seeded with (seed, s), so the data
 position is the step itself; a run killed at any point and resumed from its checkpoint (model,
@@ -20,7 +17,6 @@ SIGUSR2 stop training at the next step boundary after a checkpoint (harness.stop
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import signal
@@ -38,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from harness import checkpoint as ckpt
 from harness import devices
 from harness.accounting import flops_per_token, param_counts
-from harness.config import ConfigError, DataConfig, RunSpec, TrainConfig, build_config
+from harness.config import ConfigError, RunSpec, TrainConfig
 from harness.distributed import DistInfo, all_reduce_sum, broadcast, env_dist_info, setup, shutdown
 from harness.model import LM
 from harness.rundir import RunDir
@@ -46,6 +42,7 @@ from harness.runinfo import derived, environment
 from harness.runlock import RunLock, describe_holder
 from harness.schedule import Batches, Schedule, make_schedule, tokens_per_step, validation_batches
 from harness.stopping import StopRequested, StopRequests
+from harness.tracking import NullTracker, open_tracker
 
 __all__ = ["Batches", "Diverged", "Schedule", "Trainer", "make_schedule", "tokens_per_step", "train_run",
            "validation_batches"]
@@ -150,6 +147,7 @@ class Trainer:
         self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
                          if self.dtype == "bfloat16" else nullcontext())
         self.stop = StopRequests()  # train_run installs the handlers
+        self.tracker = NullTracker()  # train_run opens the sweep's trackers (harness/tracking.py)
         # loop state (all of it goes into the checkpoint); the accumulators live on the device
         self.step = 0
         self.elapsed = 0.0
@@ -330,6 +328,7 @@ class Trainer:
                 self.acc_steps = 0
                 if self.dist.is_main:
                     self.run.append_metrics(row)
+                    self.tracker.log(row)
                     self.run.set_status("running", step=self.step, tokens=row["tokens"])
                 self.progress(self.progress_line(row, total))
                 t_seg = t_row = time.time()
@@ -421,6 +420,7 @@ def _train_locked(run: RunDir, runs_root: Path | None, stop: StopRequests) -> st
             attempts = int(run.read_status().get("attempts", 0)) + 1
             run.set_status("running", attempts=attempts, step=0, tokens=0)
         _restore(trainer, run, spec)
+        trainer.tracker = open_tracker(spec, run, info.is_main)
         result = trainer.fit()
         if info.is_main:
             run.set_status("done", step=trainer.step, tokens=trainer.step * trainer.tps)
@@ -452,8 +452,10 @@ def _train_locked(run: RunDir, runs_root: Path | None, stop: StopRequests) -> st
             run.set_status("preempted", "interrupted; relaunch to resume from the last checkpoint")
         raise
     finally:
-        if trainer is not None and trainer.lock is not None:
-            trainer.lock.release()
+        if trainer is not None:
+            trainer.tracker.close()
+            if trainer.lock is not None:
+                trainer.lock.release()
         shutdown(info)
 
 
@@ -497,67 +499,3 @@ def _copy_parent_rows(run: RunDir, ckpt_path: Path, step: int) -> None:
     for row in parent.read_metrics().rows:
         if int(row["step"]) <= step:
             run.append_metrics(row)
-
-
-# ----------------------------------------------------------------------------------------------
-# CLI
-
-
-def _num(s: str) -> int:
-    return int(float(s))
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train (or resume) a single run",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run-dir", required=True, help="run directory; resumes from its checkpoint if present")
-    p.add_argument("--spec", help="a spec.json (RunSpec) to start the run from")
-    g = p.add_argument_group("ad-hoc run (instead of --spec)")
-    g.add_argument("--ladder", default="tiny")
-    g.add_argument("--size", default="d2")
-    g.add_argument("--variant", default="baseline")
-    g.add_argument("--attnres-blocks", type=int)
-    g.add_argument("--tokens", type=_num, default=1_000_000, help="token budget (e.g. 2e6)")
-    g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--lr", type=float, default=3e-3)
-    g.add_argument("--schedule", default="cosine", choices=["cosine", "wsd", "constant"])
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--data", help="prepared data directory (default: harness.data.default_data_dir())")
-    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    g.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
-                   help="auto: bf16 autocast on CUDA, fp32 on CPU")
-    g.add_argument("--compile", action="store_true")
-    g.add_argument("--activation-checkpointing", action="store_true",
-                   help="recompute sublayer activations in the backward (less memory, same results)")
-    p.set_defaults(func=_cmd_train)
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    import json
-
-    from harness.data import DataError, default_data_dir, read_meta
-    from harness.ladder import model_config
-
-    run = RunDir(args.run_dir)
-    try:
-        if args.spec:
-            spec = RunSpec.from_dict(json.loads(Path(args.spec).read_text()))
-            run.write_spec(spec.to_dict())
-        elif not run.spec_path.exists():
-            data = args.data or str(default_data_dir())
-            vocab = read_meta(data)["vocab_size"]
-            extra = {"attnres_blocks": args.attnres_blocks} if args.attnres_blocks else {}
-            model = model_config(args.ladder, args.size, variant=args.variant, vocab_size=vocab, **extra)
-            train = build_config(TrainConfig, dict(tokens=args.tokens, batch_size=args.batch_size, lr=args.lr,
-                                                   schedule=args.schedule, seed=args.seed, device=args.device,
-                                                   dtype=args.dtype, compile=args.compile,
-                                                   activation_checkpointing=args.activation_checkpointing),
-                                 "train")
-            spec = RunSpec(run_id=run.path.name, model=model, train=train, data=DataConfig(data),
-                           ladder=args.ladder, size=args.size)
-            run.write_spec(spec.to_dict())
-    except (ConfigError, DataError, OSError, ValueError, KeyError) as e:
-        print(f"attnres train: {e}", file=sys.stderr)
-        return 2
-    state = train_run(run.path)
-    return 0 if state == "done" else 1

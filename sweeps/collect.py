@@ -37,7 +37,6 @@ Mechanics:
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import json
 import math
@@ -46,8 +45,8 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -577,24 +576,36 @@ def _read_runs(sweep_dir: Path, run_ids: list[str], sweep: str) -> list[tuple[di
     return [_read_run(RunDir(sweep_dir / run_id), run_id, sweep) for run_id in run_ids]
 
 
-def _read_runs_parallel(sweep_dir: Path, run_ids: list[str], sweep: str, workers: int | None
-                        ) -> list[tuple[dict[str, Any], pa.Table]]:
+ProgressFn = Callable[[int, int], None]  # (runs read so far, runs to read)
+
+
+def _read_runs_parallel(sweep_dir: Path, run_ids: list[str], sweep: str, workers: int | None,
+                        progress: ProgressFn | None = None) -> list[tuple[dict[str, Any], pa.Table]]:
     """``_read_runs`` in ``workers`` processes (parsing JSON is CPU-bound and holds the GIL); None =
     one per available CPU (at most 8) once there are PARALLEL_MIN_RUNS runs to read. Worker processes
     are spawned, so a script that calls this with workers != 1 needs the ``if __name__ == "__main__":``
-    guard (the CLI has it)."""
+    guard (the CLI has it). ``progress`` is told after each run (each chunk, in parallel)."""
+    n = len(run_ids)
+    tell = progress or (lambda done, total: None)
     if workers is None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        workers = min(cpus, 8) if len(run_ids) >= PARALLEL_MIN_RUNS else 1
-    workers = min(workers, len(run_ids))
+        workers = min(cpus, 8) if n >= PARALLEL_MIN_RUNS else 1
+    workers = min(workers, n)
     if workers < 2 or mp.current_process().daemon:  # a daemon (e.g. a Pool worker) may not have children
-        return _read_runs(sweep_dir, run_ids, sweep)
+        out = []
+        for run_id in run_ids:
+            out.append(_read_run(RunDir(sweep_dir / run_id), run_id, sweep))
+            tell(len(out), n)
+        return out
     k = 4 * workers  # a few strided chunks per worker even out the load (neighbouring runs cost alike)
     chunks = [run_ids[i::k] for i in range(k)]
+    out = []
     # spawn, not fork: the parent may already run pyarrow's threads
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        parts = pool.map(_read_runs, [sweep_dir] * k, chunks, [sweep] * k)
-        return [item for part in parts for item in part]
+        for part in as_completed([pool.submit(_read_runs, sweep_dir, chunk, sweep) for chunk in chunks]):
+            out += part.result()
+            tell(len(out), n)
+    return out
 
 
 def _run_dirs(sweep_dir: Path, problems: list[tuple[str, str]], expected: set[str]) -> list[str]:
@@ -616,17 +627,24 @@ def _run_dirs(sweep_dir: Path, problems: list[tuple[str, str]], expected: set[st
 
 
 def collect(sweep: str, runs_root: str | os.PathLike[str] = "runs", results_root: str | os.PathLike[str] = "results",
-            expected_run_ids: list[str] | None = None, workers: int | None = 1) -> CollectSummary:
+            expected_run_ids: list[str] | None = None, workers: int | None = 1,
+            progress: ProgressFn | None = None) -> CollectSummary:
     """Collect ``<runs_root>/<sweep>/*/`` into ``<results_root>/<sweep>/{runs,curves}.parquet``.
 
     ``expected_run_ids``: the sweep's planned runs; those without a directory appear as ``pending``
     and those with a directory but not in the list are flagged. Raises FileNotFoundError only when
     there is nothing to collect at all (no run directory for the sweep and no planned runs).
     ``workers``: processes that read changed runs; 1 (default) reads in this process, None picks
-    one per CPU for large collections (see ``_read_runs_parallel``)."""
+    one per CPU for large collections (see ``_read_runs_parallel``). ``progress(done, total)`` is
+    called as changed runs are read (the long stage). A runs root that does not exist is refused
+    (FileNotFoundError): a mistyped --runs-root must not produce a table of pending runs."""
     t0 = time.perf_counter()
     if not sweep or Path(sweep).name != sweep or sweep.startswith("."):
         raise ValueError(f"sweep: {sweep!r} is not a sweep name; fix: pass the name (runs/<name>/), not a path")
+    if not Path(runs_root).is_dir():
+        raise FileNotFoundError(f"{runs_root}: the runs root does not exist (relative paths are taken from the "
+                                f"directory attnres runs in, {Path.cwd()}); fix: pass --runs-root DIR (the "
+                                "directory holding one folder per sweep) or set $ATTNRES_RUNS_ROOT, or launch first")
     sweep_dir = Path(runs_root) / sweep
     expected = set(expected_run_ids) if expected_run_ids is not None else None
     if not sweep_dir.is_dir() and expected is None:
@@ -644,7 +662,7 @@ def collect(sweep: str, runs_root: str | os.PathLike[str] = "runs", results_root
         to_read = sorted(set(names) - set(cached_ids))
         rows = {r: cache[r]["row"] for r in cached_ids}
         fresh: dict[str, pa.Table] = {}
-        for row, curves in _read_runs_parallel(sweep_dir, to_read, sweep, workers):
+        for row, curves in _read_runs_parallel(sweep_dir, to_read, sweep, workers, progress):
             rows[row["run_id"]], fresh[row["run_id"]] = row, curves
         missing = sorted(expected - set(rows)) if expected is not None else []
         out_rows = _final_rows({**rows, **{r: _planned_row(r, sweep) for r in missing}}, expected)
@@ -679,64 +697,11 @@ def collect(sweep: str, runs_root: str | os.PathLike[str] = "runs", results_root
 # ----------------------------------------------------------------------------- CLI
 
 
-def sweep_name(arg: str) -> str:
-    """SWEEP on the command line: a sweep name, or the path of its file (sweeps/<name>.toml)."""
-    return Path(arg).stem if arg.endswith(".toml") else arg
-
-
-_DESCRIPTION = (
-    "Read runs/SWEEP/*/ (spec, status, env, metrics) into results/SWEEP/runs.parquet (one row per run) and "
-    "curves.parquet (one row per evaluation point); schemas in docs/SCHEMAS.md. Incremental and idempotent; "
-    "problems (truncated metrics, missing files, unfinished runs) are reported, never fatal.")
-
-
-def register_collect(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("collect", help="collect every run's losses into results/SWEEP/{runs,curves}.parquet",
-                              description=_DESCRIPTION)
-    _add_arguments(p)
-
-
-def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("sweep", metavar="SWEEP", help="sweep name (its runs are in RUNS_ROOT/SWEEP/), or sweeps/SWEEP.toml")
-    p.add_argument("--runs-root", default=None,
-                   help="directory with one folder per sweep (default: $ATTNRES_RUNS_ROOT or runs)")
-    p.add_argument("--results-root", default="results", help="where results/SWEEP/ is written (default: results)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="processes reading changed runs (default: one per CPU, at most 8, for 64+ runs)")
-    p.add_argument("--strict", action="store_true", help="exit with status 1 if any problem was found")
-    p.set_defaults(func=_cmd_collect)
-
-
-def _planned_run_ids(sweep: str) -> list[str] | None:
-    """The run ids the sweep file plans, so runs never launched show up as pending; None when
-    there is no sweep file (results collected from a runs directory alone)."""
-    from sweeps.spec import SweepError, expand, load_sweep
-
-    try:
-        return [r.run_id for r in expand(load_sweep(sweep))]
-    except (SweepError, FileNotFoundError):
-        return None
-
-
-def _cmd_collect(args: argparse.Namespace) -> int:
-    try:
-        runs_root = args.runs_root or os.environ.get("ATTNRES_RUNS_ROOT", "runs")  # as sweeps.launch does
-        name = sweep_name(args.sweep)
-        summary = collect(name, runs_root=runs_root, results_root=args.results_root, workers=args.workers,
-                          expected_run_ids=_planned_run_ids(args.sweep))
-    except (FileNotFoundError, ValueError) as e:
-        print(f"attnres collect: {e}", file=sys.stderr)
-        return 2
-    print(summary.format())
-    return 1 if args.strict and summary.problems else 0
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sweeps.collect SWEEP [options]``, the same as ``attnres collect``."""
-    parser = argparse.ArgumentParser(prog="python -m sweeps.collect", description=_DESCRIPTION)
-    _add_arguments(parser)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """``python -m sweeps.collect SWEEP [options]``, the same as ``attnres collect`` (sweeps.cli)."""
+    from sweeps.cli import collect_main
+
+    return collect_main(argv)
 
 
 if __name__ == "__main__":

@@ -76,7 +76,9 @@ class LaunchError(RuntimeError):
 
 
 def default_runs_root() -> str:
-    return os.environ.get("ATTNRES_RUNS_ROOT", "runs")
+    from harness.paths import runs_root  # the one rule for runs/, results/, data/ (harness/paths.py)
+
+    return str(runs_root())
 
 
 # ----------------------------------------------------------------------------- the training entry

@@ -14,6 +14,8 @@ A sweep file (``sweeps/demo.toml`` is the commented example) has these tables:
                 ``axes`` table adds to or replaces these for that arm: an lr grid per arm)
     [data]      path, or corpus and tokenizer (harness.data.default_data_dir)
     [launch]    Slurm resources; device, mfu, gpu_mem_gb for estimates (harness/devices.py)
+    [tracking]  optional live tracking: backends = ["tensorboard", "wandb"], project, entity,
+                wandb_mode (harness/tracking.py); not part of run ids
 
 Budget modes ([budget].mode); every token count is rounded to whole optimizer steps:
 
@@ -45,16 +47,30 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
+import shlex
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from harness import config as hconfig
 from harness.accounting import ParamCounts, flops_per_token, param_counts
-from harness.config import ConfigError, DataConfig, ModelConfig, RunSpec, TrainConfig
+from harness.config import (
+    AT_LEAST_1,
+    NON_NEGATIVE,
+    POSITIVE,
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    Rule,
+    RunSpec,
+    TrainConfig,
+    check_setting,
+)
 from harness.ladder import LADDERS
 from harness.residuals import VARIANTS
 from sweeps import rules
@@ -86,7 +102,12 @@ _RESERVED = {
 
 
 class SweepError(ValueError):
-    """A sweep file is invalid; the message names the file, the key and the fix."""
+    """A sweep file is invalid: one message per problem (``problems``), each naming the file, the key
+    and the fix; ``str()`` joins them, one per line."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
 
 
 @dataclass(frozen=True)
@@ -135,10 +156,69 @@ class LaunchSpec:
     mfu: float | None = None
     gpu_mem_gb: float | None = None
 
+    # Every string here reaches a generated sbatch script (submitit writes `#SBATCH --key=value`,
+    # shell-quoted but line by line: a newline in a value starts a line bash runs). So strings are
+    # held to what Slurm names and expressions use, and `additional` keys to sbatch option names.
+    RULES: ClassVar[dict[str, Rule]] = {
+        **dict.fromkeys(("partition", "account", "qos"), Rule(pattern=r"[A-Za-z0-9_.,:=@%+/\[\]-]+",
+                                                              allowed="letters, digits and _ . , : = @ % + / [ ] -")),
+        "constraint": Rule(pattern=r"[A-Za-z0-9_.,:=@%+/\[\]&|!*()-]+",
+                           allowed="letters, digits and _ . , : = @ % + / [ ] - & | ! * ( )"),
+        **dict.fromkeys(("time_min", "nodes", "tasks_per_node", "cpus_per_task", "array_parallelism"), AT_LEAST_1),
+        **dict.fromkeys(("gpus_per_node", "max_num_timeout"), NON_NEGATIVE),
+        **dict.fromkeys(("mem_gb", "gpu_mem_gb"), POSITIVE),
+        "mfu": Rule(lo=0, hi=1, lo_open=True),
+    }
+
+    def __post_init__(self) -> None:
+        from harness.devices import KINDS
+
+        for f in dataclasses.fields(self):
+            check_setting(LaunchSpec, f.name, getattr(self, f.name))
+        for problem in additional_problems(self.additional):
+            raise ConfigError(problem)
+        if self.device is not None and self.device not in KINDS:
+            raise ConfigError(f"device: {self.device!r} is not a device of harness/devices.py; fix: use one of "
+                              f"{sorted(KINDS)} (or add a DeviceKind line for yours)")
+
     @property
     def devices_per_run(self) -> int:
         per_node = self.gpus_per_node if self.gpus_per_node else self.tasks_per_node
         return max(1, self.nodes * per_node)
+
+
+# sbatch options that have their own [launch] key, or that submitit and the harness set themselves
+# (logs, the array, requeue signal, WSD dependencies): `additional` must not override them
+_OWN_KEY = {"partition": "partition", "account": "account", "qos": "qos", "constraint": "constraint",
+            "time": "time_min", "nodes": "nodes", "ntasks-per-node": "tasks_per_node",
+            "cpus-per-task": "cpus_per_task", "gpus-per-node": "gpus_per_node", "mem": "mem_gb"}
+_HARNESS_SET = ("output", "error", "array", "job-name", "open-mode", "signal", "dependency", "wrap")
+_SBATCH_KEY = r"[a-z][a-z0-9-]*"
+_SBATCH_VALUE = r"[A-Za-z0-9_.,:=@%+/\[\]-]+"
+
+
+def additional_problems(additional: dict[str, Any]) -> list[str]:
+    """Problems of [launch].additional (sbatch options), each 'additional.<key>: problem; fix: ...'."""
+    out = []
+    for key, value in additional.items():
+        name = key.replace("_", "-")  # submitit's spelling of the option
+        where = f"additional.{key!r}" if not re.fullmatch(r"[A-Za-z0-9_-]+", key) else f"additional.{key}"
+        if not re.fullmatch(_SBATCH_KEY, name):
+            out.append(f"{where}: not an sbatch option name; fix: use lowercase letters, digits and '-' "
+                       "(the long option without '--', e.g. mail-type)")
+        elif name in _OWN_KEY:
+            out.append(f"{where}: has its own key; fix: set [launch].{_OWN_KEY[name]} instead")
+        elif name in _HARNESS_SET:
+            out.append(f"{where}: set by the harness (logs, job arrays, requeue, WSD dependencies); fix: remove it")
+        elif value is False or not isinstance(value, (bool, int, float, str)):
+            out.append(f"{where}: {value!r} is not an sbatch value; fix: use a string, a number, or true for a "
+                       "flag (drop the key to leave it off)")
+        elif isinstance(value, float) and not math.isfinite(value):
+            out.append(f"{where}: {value!r} is not finite; fix: use a finite number")
+        elif isinstance(value, str) and not re.fullmatch(_SBATCH_VALUE, value):
+            out.append(f"{where}: {value!r} has characters outside letters, digits and _ . , : = @ % + / [ ] -; "
+                       "fix: use only those (no spaces, quotes or newlines)")
+    return out
 
 
 @dataclass(frozen=True)
@@ -166,6 +246,7 @@ class Sweep:
     data: DataChoice
     launch: LaunchSpec
     description: str = ""
+    tracking: hconfig.TrackingConfig = field(default_factory=hconfig.TrackingConfig)
 
 
 @dataclass(frozen=True)
@@ -245,13 +326,37 @@ def _display(path: Path) -> str:
 
 
 class _Checker:
-    """Type and key checks that fail with '<file>: <key>: <problem>; fix: <fix>'."""
+    """Type and key checks that fail with '<file>: <key>: <problem>; fix: <fix>'.
+
+    Independent checks run under ``attempt``: a problem is recorded and parsing carries on, so one
+    `plan` lists every problem of the file, one message each."""
 
     def __init__(self, file: str):
         self.file = file
+        self.problems: list[str] = []
 
     def fail(self, key: str, problem: str, fix: str) -> SweepError:
         return SweepError(f"{self.file}: {key}: {problem}; fix: {fix}")
+
+    def attempt(self, fn: Any, *args: Any, default: Any = None, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SweepError as e:
+            self.problems.extend(e.problems)
+            return default
+
+    def passes(self, fn: Any, *args: Any) -> bool:
+        """``attempt`` for a check with no result: True when it found no problem."""
+        before = len(self.problems)
+        self.attempt(fn, *args)
+        return len(self.problems) == before
+
+    def setting(self, cls: type, key: str, value: Any, where: str) -> Any:
+        """One config setting checked by its dataclass's own rules (harness.config.check_setting)."""
+        try:
+            return check_setting(cls, key, value)
+        except ConfigError as e:
+            raise SweepError(f"{self.file}: {where}.{e}") from None
 
     def table(self, doc: dict[str, Any], name: str, required: bool = False) -> dict[str, Any]:
         value = doc.get(name, None)
@@ -264,39 +369,52 @@ class _Checker:
                             f"write it as a [{name}] table")
         return value
 
-    def known(self, values: dict[str, Any], known: set[str], where: str) -> None:
-        for key in values:
-            if key not in known:
-                close = [k for k in sorted(known) if _similar(k, key)]
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                raise self.fail(f"{where}.{key}", "unknown key", f"{hint}known keys are {sorted(known)}")
+    def known(self, values: dict[str, Any], known: set[str], where: str) -> list[str]:
+        """Record every unknown key (with the closest known one); returns them, for callers to skip."""
+        unknown = [key for key in values if key not in known]
+        for key in unknown:
+            close = [k for k in sorted(known) if _similar(k, key)]
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            self.problems.append(str(self.fail(f"{where}.{key}", "unknown key", f"{hint}known keys are {sorted(known)}")))
+        return unknown
 
     def number(self, value: Any, key: str, positive: bool = True) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(key, f"expected a number, got {value!r}", "write a number such as 20 or 1e9")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(key, f"expected a finite number, got {value!r}", "write a number such as 20 or 1e9")
         if positive and not value > 0:
             raise self.fail(key, f"must be positive, got {value}", "use a value > 0")
         return float(value)
 
     def integer(self, value: Any, key: str, minimum: int = 1) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or value != int(value)):
             raise self.fail(key, f"expected a whole number, got {value!r}", "write an integer")
         if int(value) < minimum:
             raise self.fail(key, f"must be >= {minimum}, got {int(value)}", f"use a value >= {minimum}")
         return int(value)
 
-    def numbers(self, value: Any, key: str) -> tuple[float, ...]:
+    def numbers(self, value: Any, key: str, whole: bool = False) -> tuple[float, ...]:
         values = value if isinstance(value, list) else [value]
         if not values:
             raise self.fail(key, "empty list", "give at least one value")
-        return tuple(self.number(v, key) for v in values)
+        out = tuple(self.integer(v, key) if whole else self.number(v, key) for v in values)
+        if len(set(out)) != len(out):
+            raise self.fail(key, "a value is listed twice", "list each value once")
+        return out
 
     def string(self, value: Any, key: str, choices: tuple[str, ...] | list[str] | None = None) -> str:
         if not isinstance(value, str):
             raise self.fail(key, f"expected a string, got {value!r}", "quote the value")
+        if re.search(r"[\x00-\x1f\x7f]", value):
+            raise self.fail(key, f"{value!r} contains a control character (newline, tab, ...)", "remove it")
         if choices is not None and value not in choices:
             raise self.fail(key, f"{value!r} is not one of {list(choices)}", f"use one of {list(choices)}")
         return value
+
+    def unique(self, values: list[Any], key: str, what: str) -> None:
+        twice = [v for v, n in Counter(map(repr, values)).items() if n > 1]
+        if twice:
+            raise self.fail(key, f"{what} {twice[0]} is listed twice", f"list each {what} once")
 
 
 def _similar(a: str, b: str) -> bool:
@@ -304,8 +422,13 @@ def _similar(a: str, b: str) -> bool:
     return a in b or b in a or (len(a) > 3 and len(b) > 3 and a[:4] == b[:4])
 
 
+_TABLES = {"sweep", "budget", "variants", "model", "train", "axes", "data", "launch", "tracking"}
+
+
 def load_sweep(name_or_path: str | os.PathLike[str]) -> Sweep:
-    """Read and validate a sweep file (structure, names and types; configs are checked by expand)."""
+    """Read and validate a sweep file completely: every key's name, type and range (by the config
+    dataclasses' own rules), duplicates in lists. Raises one SweepError listing every problem found;
+    cross-field checks of the resolved configs follow in ``expand``."""
     path = sweep_path(name_or_path)
     file = _display(path)
     c = _Checker(file)
@@ -313,14 +436,55 @@ def load_sweep(name_or_path: str | os.PathLike[str]) -> Sweep:
         doc = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise SweepError(f"{file}: not valid TOML ({e}); fix: correct the syntax at that line") from None
-    c.known(doc, {"sweep", "budget", "variants", "model", "train", "axes", "data", "launch"}, "")
+    except UnicodeDecodeError as e:
+        raise SweepError(f"{file}: not UTF-8 text ({e}); fix: save the file as UTF-8") from None
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", path.stem):
+        c.problems.append(str(c.fail(f"file name {path.stem!r}", "the file name is the sweep's name (runs/<name>/, "
+                                     "run ids, Slurm job names)", "rename the file with letters, digits, '_', '.', '-'")))
+    c.known(doc, _TABLES, "")
+    head = c.attempt(c.table, doc, "sweep", required=True, default={})
+    ladder, sizes, seeds, ruleset, description = _parse_head(c, head)
 
-    head = c.table(doc, "sweep", required=True)
+    model = c.attempt(c.table, doc, "model", default={})
+    _check_settings(c, model, "[model]", model_ok=True, train_ok=False)
+    train = c.attempt(c.table, doc, "train", default={})
+    _check_settings(c, train, "[train]", model_ok=False, train_ok=True)
+    axes = _parse_axes(c, c.attempt(c.table, doc, "axes", default={}), "[axes]")
+    arms = c.attempt(_parse_arms, c, doc.get("variants"), default=())
+    budget_t = c.attempt(c.table, doc, "budget", required=True, default=None)
+    budget = None if budget_t is None or ladder is None or sizes is None else \
+        c.attempt(_parse_budget, c, budget_t, ladder, list(sizes))
+    data = c.attempt(_parse_data, c, c.attempt(c.table, doc, "data", default={}))
+    launch = _parse_launch(c, c.attempt(c.table, doc, "launch", default={}))
+    tracking = c.attempt(_parse_tracking, c, c.attempt(c.table, doc, "tracking", default={}),
+                         default=hconfig.TrackingConfig())
+    if c.problems:
+        raise SweepError(*c.problems)
+    return Sweep(name=path.stem, file=file, path=path, ladder=ladder, sizes=sizes, seeds=seeds,
+                 rules=ruleset, budget=budget, arms=arms, model=model, train=train, axes=axes, data=data,
+                 launch=launch, description=description, tracking=tracking)
+
+
+def _parse_head(c: _Checker, head: dict[str, Any]) -> tuple[Any, ...]:
+    """[sweep]: (ladder, sizes, seeds, rules, description); None for each part that has a problem."""
     c.known(head, {"ladder", "sizes", "seeds", "rules", "description"}, "[sweep]")
+    ladder = sizes = None
     if "ladder" not in head:
-        raise c.fail("[sweep].ladder", "missing", f"name a ladder: one of {sorted(LADDERS)}")
-    ladder = c.string(head["ladder"], "[sweep].ladder", sorted(LADDERS))
-    sizes_v = head.get("sizes", None)
+        c.problems.append(str(c.fail("[sweep].ladder", "missing", f"name a ladder: one of {sorted(LADDERS)}")))
+    else:
+        ladder = c.attempt(c.string, head["ladder"], "[sweep].ladder", sorted(LADDERS))
+    if ladder is not None:
+        sizes = c.attempt(_parse_sizes, c, head.get("sizes", None), ladder)
+    seeds = c.attempt(_parse_seeds, c, head.get("seeds", [0]))
+    ruleset = c.attempt(c.string, head.get("rules", "scaling"), "[sweep].rules", sorted(rules.RULESETS))
+    description = head.get("description", "")  # free text: the one string that may span lines
+    if not isinstance(description, str):
+        c.problems.append(str(c.fail("[sweep].description", f"expected a string, got {description!r}", "quote it")))
+        description = ""
+    return ladder, sizes, seeds, ruleset, description
+
+
+def _parse_sizes(c: _Checker, sizes_v: Any, ladder: str) -> tuple[str, ...]:
     if sizes_v is None:
         raise c.fail("[sweep].sizes", "missing", f"list sizes of ladder {ladder!r}: some of {list(LADDERS[ladder])}")
     if sizes_v == "all":
@@ -329,60 +493,57 @@ def load_sweep(name_or_path: str | os.PathLike[str]) -> Sweep:
         raise c.fail("[sweep].sizes", f"expected a non-empty list, got {sizes_v!r}",
                      f'write e.g. sizes = {list(LADDERS[ladder])[:3]} or sizes = "all"')
     for s in sizes_v:
-        if s not in LADDERS[ladder]:
+        if not isinstance(s, str) or s not in LADDERS[ladder]:
             raise c.fail("[sweep].sizes", f"{s!r} is not a size of ladder {ladder!r}",
                          f"use some of {list(LADDERS[ladder])}")
-    if len(set(sizes_v)) != len(sizes_v):
-        raise c.fail("[sweep].sizes", "a size is listed twice", "list each size once")
-    seeds_v = head.get("seeds", [0])
+    c.unique(sizes_v, "[sweep].sizes", "size")
+    return tuple(sizes_v)
+
+
+def _parse_seeds(c: _Checker, seeds_v: Any) -> tuple[int, ...]:
     if not isinstance(seeds_v, list) or not seeds_v:
         raise c.fail("[sweep].seeds", f"expected a non-empty list of integers, got {seeds_v!r}", "write e.g. seeds = [0, 1]")
     seeds = tuple(c.integer(s, "[sweep].seeds", minimum=0) for s in seeds_v)
-    if len(set(seeds)) != len(seeds):
-        raise c.fail("[sweep].seeds", "a seed is listed twice", "list each seed once")
-    ruleset = c.string(head.get("rules", "scaling"), "[sweep].rules", sorted(rules.RULESETS))
+    c.unique(list(seeds), "[sweep].seeds", "seed")
+    return seeds
 
-    model = c.table(doc, "model")
-    _check_settings(c, model, "[model]", model_ok=True, train_ok=False)
-    train = c.table(doc, "train")
-    _check_settings(c, train, "[train]", model_ok=False, train_ok=True)
-    axes = _parse_axes(c, c.table(doc, "axes"), "[axes]")
-    arms = _parse_arms(c, doc.get("variants"))
-    budget = _parse_budget(c, c.table(doc, "budget", required=True), ladder, sizes_v)
-    data = _parse_data(c, c.table(doc, "data"))
-    launch = _parse_launch(c, c.table(doc, "launch"))
-    description = head.get("description", "")
-    if not isinstance(description, str):
-        raise c.fail("[sweep].description", "expected a string", "quote it")
-    return Sweep(name=path.stem, file=file, path=path, ladder=ladder, sizes=tuple(sizes_v), seeds=seeds,
-                 rules=ruleset, budget=budget, arms=arms, model=model, train=train, axes=axes, data=data,
-                 launch=launch, description=description)
+
+def _settings_class(key: str) -> type:
+    return ModelConfig if key in _MODEL_FIELDS else TrainConfig
 
 
 def _check_settings(c: _Checker, values: dict[str, Any], where: str, model_ok: bool, train_ok: bool) -> None:
+    """Each key of a settings table: known, settable here, and of the right type and range."""
     known = (_MODEL_FIELDS if model_ok else set()) | (_TRAIN_FIELDS if train_ok else set())
-    for key in values:
-        if key in _RESERVED and key in known:
-            raise c.fail(f"{where}.{key}", "cannot be set here", _RESERVED[key])
-        if key == "variant" and where in ("[model]",):
-            raise c.fail(f"{where}.{key}", "cannot be set here", "name variants in the [variants] table")
-    c.known(values, known, where)
+    unknown = c.known(values, known, where)
+    for key, value in values.items():
+        if key in unknown:
+            continue
+        if key in _RESERVED:
+            c.problems.append(str(c.fail(f"{where}.{key}", "cannot be set here", _RESERVED[key])))
+        elif key == "variant" and where == "[model]":
+            c.problems.append(str(c.fail(f"{where}.{key}", "cannot be set here", "name variants in the [variants] table")))
+        else:
+            c.attempt(c.setting, _settings_class(key), key, value, where)
 
 
 def _parse_axes(c: _Checker, table: dict[str, Any], where: str) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for key, values in table.items():
         if key in _RESERVED or key == "variant":
-            raise c.fail(f"{where}.{key}", "cannot be a sweep axis",
-                         _RESERVED.get(key, "list variants as [variants] entries"))
-        if key not in _MODEL_FIELDS | _TRAIN_FIELDS:
-            c.known({key: 0}, _MODEL_FIELDS | _TRAIN_FIELDS, where)
+            c.problems.append(str(c.fail(f"{where}.{key}", "cannot be a sweep axis",
+                                         _RESERVED.get(key, "list variants as [variants] entries"))))
+            continue
+        if c.known({key: 0}, _MODEL_FIELDS | _TRAIN_FIELDS, where):
+            continue
         if not isinstance(values, list) or not values:
-            raise c.fail(f"{where}.{key}", f"expected a non-empty list of values, got {values!r}",
-                         f"write e.g. {key} = [1e-3, 3e-3]")
-        if any(isinstance(v, (list, dict)) for v in values) or len(set(map(repr, values))) != len(values):
-            raise c.fail(f"{where}.{key}", "values must be distinct scalars", "list each value once")
-        out[key] = list(values)
+            c.problems.append(str(c.fail(f"{where}.{key}", f"expected a non-empty list of values, got {values!r}",
+                                         f"write e.g. {key} = [1e-3, 3e-3]")))
+            continue
+        # all() stops at the first bad value: one message per axis
+        if all(c.passes(c.setting, _settings_class(key), key, v, where) for v in values) and \
+                c.passes(c.unique, values, f"{where}.{key}", "value"):
+            out[key] = list(values)
     return out
 
 
@@ -390,34 +551,44 @@ def _parse_arms(c: _Checker, variants: Any) -> tuple[Arm, ...]:
     if variants is None:
         raise c.fail("[variants]", "missing", f"add e.g. variants = ['baseline', 'full'] (known: {sorted(VARIANTS)})")
     if isinstance(variants, list):
+        for v in variants:
+            if not isinstance(v, str):
+                raise c.fail("[variants]", f"{v!r} is not a variant name", "list names, e.g. variants = ['baseline']")
+        c.unique(variants, "[variants]", "arm")  # a list would silently merge a repeated name
         variants = {v: {} for v in variants}
     if not isinstance(variants, dict) or not variants:
         raise c.fail("[variants]", "expected a non-empty table or list", "see sweeps/demo.toml")
-    arms = []
-    for name, body in variants.items():
-        where = f"[variants.{name}]"
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.]*", name):
-            raise c.fail(where, "a variant's name becomes part of run ids", "use letters, digits, '_' or '.'")
-        if not isinstance(body, dict):
-            raise c.fail(where, f"expected a table, got {body!r}", f"write {name} = {{}} or a [{where[1:-1]}] table")
-        body = dict(body)
-        train = body.pop("train", {})
-        axes = body.pop("axes", {})
-        if not isinstance(train, dict):
-            raise c.fail(f"{where}.train", "expected a table", "write train = {lr = 1e-3}")
-        if not isinstance(axes, dict):
-            raise c.fail(f"{where}.axes", "expected a table", "write axes = {lr = [1e-3, 3e-3]}")
-        body.setdefault("variant", name)
-        if body["variant"] not in VARIANTS:
-            raise c.fail(f"{where}.variant", f"{body['variant']!r} is not a residual variant",
-                         f"set variant to one of {sorted(VARIANTS)} (harness/residuals.py)")
-        for key in body:
-            if key in _RESERVED and key in _MODEL_FIELDS:
-                raise c.fail(f"{where}.{key}", "cannot be set here", _RESERVED[key])
-        c.known(body, _MODEL_FIELDS, where)
-        _check_settings(c, train, f"{where}.train", model_ok=False, train_ok=True)
-        arms.append(Arm(name=name, model=body, train=train, axes=_parse_axes(c, axes, f"{where}.axes")))
+    arms = [c.attempt(_parse_arm, c, name, body) for name, body in variants.items()]
+    if any(a is None for a in arms):
+        raise SweepError()  # no new message: each arm's problems are recorded already
     return tuple(arms)
+
+
+def _parse_arm(c: _Checker, name: str, body: Any) -> Arm:
+    where = f"[variants.{name}]"
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.]*", name):
+        raise c.fail(where, "a variant's name becomes part of run ids", "use letters, digits, '_' or '.'")
+    if not isinstance(body, dict):
+        raise c.fail(where, f"expected a table, got {body!r}", f"write {name} = {{}} or a [{where[1:-1]}] table")
+    body = dict(body)
+    train = body.pop("train", {})
+    axes = body.pop("axes", {})
+    if not isinstance(train, dict):
+        raise c.fail(f"[variants.{name}.train]", "expected a table", "write train = {lr = 1e-3}")
+    if not isinstance(axes, dict):
+        raise c.fail(f"[variants.{name}.axes]", "expected a table", "write axes = {lr = [1e-3, 3e-3]}")
+    body.setdefault("variant", name)
+    variant = c.string(body["variant"], f"{where}.variant")
+    if variant not in VARIANTS:
+        raise c.fail(f"{where}.variant", f"{variant!r} is not a residual variant",
+                     f"set variant to one of {sorted(VARIANTS)} (harness/residuals.py)")
+    before = len(c.problems)
+    _check_settings(c, body, where, model_ok=True, train_ok=False)
+    _check_settings(c, train, f"[variants.{name}.train]", model_ok=False, train_ok=True)
+    arm_axes = _parse_axes(c, axes, f"[variants.{name}.axes]")
+    if len(c.problems) > before:
+        raise SweepError()  # recorded above
+    return Arm(name=name, model=body, train=train, axes=arm_axes)
 
 
 def _parse_budget(c: _Checker, t: dict[str, Any], ladder: str, sizes: list[str]) -> Budget:
@@ -442,7 +613,7 @@ def _parse_budget(c: _Checker, t: dict[str, Any], ladder: str, sizes: list[str])
                 raise c.fail("[budget].tokens", f"no budget for sizes {missing}", "give every size in [sweep].sizes a value")
             c.known(v, set(sizes), "[budget].tokens")
             return Budget(mode, tokens_by_size={s: c.integer(n, f"[budget].tokens.{s}") for s, n in v.items()})
-        return Budget(mode, tokens=tuple(int(x) for x in c.numbers(v, "[budget].tokens")))
+        return Budget(mode, tokens=tuple(int(x) for x in c.numbers(v, "[budget].tokens", whole=True)))
     if mode == "reference":
         missing = [s for s in sizes if "tokens" not in LADDERS[ladder][s].reference]
         if missing:
@@ -468,13 +639,10 @@ def _parse_budget(c: _Checker, t: dict[str, Any], ladder: str, sizes: list[str])
     if not 0 < cool < 1:
         raise c.fail("[budget].cooldown_frac", f"got {cool}", "use a fraction in (0, 1), e.g. 0.2")
     if "tokens" in t:
-        values = tuple(sorted(int(x) for x in c.numbers(t["tokens"], "[budget].tokens")))
+        values = tuple(sorted(int(x) for x in c.numbers(t["tokens"], "[budget].tokens", whole=True)))
         kw: dict[str, Any] = {"tokens": values}
     else:
         kw = {"tokens_per_param": tuple(sorted(c.numbers(t["tokens_per_param"], "[budget].tokens_per_param")))}
-    budgets = kw.get("tokens") or kw.get("tokens_per_param")
-    if len(set(budgets)) != len(budgets):
-        raise c.fail("[budget]", "a WSD budget is listed twice", "list each budget once")
     return Budget(mode, params=params, cooldown_frac=cool, **kw)
 
 
@@ -501,12 +669,12 @@ def _parse_data(c: _Checker, t: dict[str, Any]) -> DataChoice:
     path = c.string(t["path"], "[data].path") if "path" in t else str(hdata.default_data_dir(**kw))
     path = str(Path(path).resolve())
     if "path" in t:
-        prepare_cmd = (f"attnres data prepare --out {path} --tokenizer {tokenizer}"
+        prepare_cmd = (f"attnres data prepare --out {shlex.quote(path)} --tokenizer {tokenizer}"
                        + (f" --vocab-size {kw['vocab_size']}" if "vocab_size" in kw else "")
                        + " (and --source-dir DIR or --token-files FILES for your own corpus)")
     else:
         prepare_cmd = " ".join(["attnres data prepare", *(f"--{k.replace('_', '-')} {v}" for k, v in kw.items()),
-                                f"--out {path}"])
+                                f"--out {shlex.quote(path)}"])
     if Path(path, "meta.json").is_file():
         try:
             meta = hdata.read_meta(path)
@@ -516,6 +684,40 @@ def _parse_data(c: _Checker, t: dict[str, Any]) -> DataChoice:
     vocab = 256 if tokenizer == "byte" else kw.get("vocab_size", hdata.DEFAULT_BPE_VOCAB)
     return DataChoice(path, vocab, f"assumed {vocab} from the {tokenizer} tokenizer ({path} is not prepared yet)",
                       prepare_cmd)
+
+
+_TRACKING_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _parse_tracking(c: _Checker, t: dict[str, Any]) -> hconfig.TrackingConfig:
+    """[tracking] (harness/tracking.py): which trackers, and wandb's project, entity and mode."""
+    c.known(t, {"backends", "project", "entity", "wandb_mode"}, "[tracking]")
+    if not t:
+        return hconfig.TrackingConfig()
+    backends = t.get("backends")
+    if not isinstance(backends, list) or not all(isinstance(b, str) for b in backends):
+        raise c.fail("[tracking].backends", f"expected a list of tracker names, got {backends!r}",
+                     f"write e.g. backends = {list(hconfig.TRACKERS)} (or remove the table: tracking is off by default)")
+    for b in backends:
+        if b not in hconfig.TRACKERS:
+            raise c.fail("[tracking].backends", f"unknown tracker {b!r}", f"use some of {list(hconfig.TRACKERS)}")
+    if len(set(backends)) != len(backends):
+        raise c.fail("[tracking].backends", "a tracker is listed twice", "list each once")
+    values: dict[str, Any] = {"backends": tuple(backends)}
+    for key in ("project", "entity"):
+        if key in t:
+            v = c.string(t[key], f"[tracking].{key}")
+            if not _TRACKING_NAME.fullmatch(v):
+                raise c.fail(f"[tracking].{key}", f"{v!r} is not a plain name",
+                             "use letters, digits, '.', '_' and '-' (at most 128)")
+            values[key] = v
+    if "wandb_mode" in t:
+        values["wandb_mode"] = c.string(t["wandb_mode"], "[tracking].wandb_mode", hconfig.WANDB_MODES)
+    if "wandb" not in backends and len(values) > 1:
+        extra = sorted(set(values) - {"backends"})[0]
+        raise c.fail(f"[tracking].{extra}", "set for wandb, which is not in backends",
+                     "add 'wandb' to backends or drop the key")
+    return hconfig.TrackingConfig(**values)
 
 
 def data_key(path: str) -> str:
@@ -531,38 +733,28 @@ def data_key(path: str) -> str:
         return str(p)
 
 
-def _parse_launch(c: _Checker, t: dict[str, Any]) -> LaunchSpec:
+def _parse_launch(c: _Checker, t: dict[str, Any]) -> LaunchSpec | None:
+    """[launch]: every key by LaunchSpec's rules (strings safe to write into an sbatch script)."""
     from harness.devices import KINDS
 
-    fields = {f.name: f for f in dataclasses.fields(LaunchSpec)}
-    for old in ("device_flops", "device_name"):
+    for old in ("device_flops", "device_name"):  # replaced by one table of device rates
         if old in t:
-            raise c.fail(f"[launch].{old}", "removed: every estimate now uses one table of device rates "
-                         "(harness/devices.py), so a run has one estimate in every sweep",
-                         f"delete it; set [launch].device = one of {sorted(KINDS)} (and mfu = 0.4 for a GPU)")
-    c.known(t, set(fields), "[launch]")
-    values: dict[str, Any] = {}
-    for key, v in t.items():
-        where = f"[launch].{key}"
-        if key == "device":
-            values[key] = c.string(v, where, sorted(KINDS))
-        elif key == "mfu":
-            values[key] = c.number(v, where)
-            if values[key] > 1:
-                raise c.fail(where, f"{v} is not a fraction of the peak", "use e.g. mfu = 0.4")
-        elif key in ("partition", "account", "qos", "constraint"):
-            values[key] = c.string(v, where)
-        elif key == "additional":
-            if not isinstance(v, dict):
-                raise c.fail(where, "expected a table of sbatch options", 'write additional = {exclusive = true}')
-            values[key] = dict(v)
-        elif key in ("mem_gb", "gpu_mem_gb"):
-            values[key] = c.number(v, where)
-        elif key == "gpus_per_node":
-            values[key] = c.integer(v, where, minimum=0)
-        else:
-            values[key] = c.integer(v, where, minimum=0 if key == "max_num_timeout" else 1)
-    return LaunchSpec(**values)
+            c.problems.append(f"{c.file}: [launch].{old}: removed: every estimate now uses one table of device "
+                              "rates (harness/devices.py), so a run has one estimate in every sweep; fix: delete it; "
+                              f"set [launch].device = one of {sorted(KINDS)} (and mfu = 0.4 for a GPU)")
+    t = {k: v for k, v in t.items() if k not in ("device_flops", "device_name")}
+    unknown = c.known(t, {f.name for f in dataclasses.fields(LaunchSpec)}, "[launch]")
+    before = len(c.problems)
+    values = {k: c.attempt(c.setting, LaunchSpec, k, v, "[launch]") for k, v in t.items() if k not in unknown}
+    if isinstance(values.get("additional"), dict):
+        c.problems.extend(f"{c.file}: [launch].{p}" for p in additional_problems(values["additional"]))
+    if len(c.problems) > before or unknown:
+        return None
+    try:
+        return LaunchSpec(**values)
+    except ConfigError as e:  # a rule the per-key checks above did not cover
+        c.problems.append(f"{c.file}: [launch].{e}")
+        return None
 
 
 # ----------------------------------------------------------------------------- expansion
@@ -646,15 +838,22 @@ def _budget_points(sweep: Sweep, size: str, model: ModelConfig, base: ModelConfi
 
 
 def expand(sweep: Sweep) -> list[PlannedRun]:
-    """Every run of the sweep, in file order (arms, sizes, axes, budgets, seeds)."""
+    """Every run of the sweep, in file order (arms, sizes, axes, budgets, seeds). Cross-field problems
+    of the resolved configs are collected over all runs: one SweepError, one message per problem."""
     runs: list[PlannedRun] = []
+    problems: list[str] = []
     for arm in sweep.arms:
         axes = {**sweep.axes, **arm.axes}
         names = list(axes)
         for size in sweep.sizes:
             for combo in itertools.product(*(axes[k] for k in names)):
                 axis_values = dict(zip(names, combo))
-                runs.extend(_expand_one(sweep, arm, size, axis_values))
+                try:
+                    runs.extend(_expand_one(sweep, arm, size, axis_values))
+                except SweepError as e:
+                    problems += [p for p in e.problems if p not in problems]
+    if problems:
+        raise SweepError(*problems)
     _check_budgets(sweep, runs)
     dups = sorted(i for i, n in Counter(r.run_id for r in runs).items() if n > 1)
     if dups:
@@ -725,7 +924,8 @@ def _expand_one(sweep: Sweep, arm: Arm, size: str, axis_values: dict[str, Any]) 
         name = "-".join(p for p in (sweep.name, arm.name, size, point.tag, axis_tag, f"s{train.seed}") if p)
         run_id = f"{_slug(name)}-{config_hash(model, train, data)}"
         spec = RunSpec(run_id=run_id, model=model, train=train, data=data, sweep=sweep.name, size=size,
-                       ladder=sweep.ladder, axes={**point.axis, **axis_values}, arm=arm.name)
+                       ladder=sweep.ladder, axes={**point.axis, **axis_values}, arm=arm.name,
+                       tracking=sweep.tracking)
         return PlannedRun(spec=spec, arm=arm.name, budget=point.tag, depends_on=depends_on)
 
     if sweep.budget.mode != "wsd":

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy.special import huber
 
-from analysis.fits import ChinchillaLaw, chinchilla_objective, fit_chinchilla
+from analysis.fits import chinchilla_objective, fit_chinchilla
+from analysis.laws import ChinchillaLaw
 from analysis.load import Observations, load_table
 
 DATA = Path(__file__).parent / "data" / "chinchilla_epoch_ND_loss.csv"
@@ -97,10 +98,10 @@ def test_recovers_known_parameters_from_synthetic_data():
 def test_bootstrap_standard_errors_match_epoch(chinchilla_obs, epoch_fit):
     """Epoch's bootstrap standard errors (Besiroglu et al. 2024): A 124.5, B 1293.3, E 0.0257,
     alpha 0.0154, beta 0.0206. Ours: 200 replicates over the 240 runs, refitted from the optimum."""
-    from analysis.bootstrap import resample_runs
+    from analysis.bootstrap import resample_units
     from analysis.fits import refit
 
-    draws = refit(epoch_fit, chinchilla_obs, resample_runs(chinchilla_obs, 200, seed=0).weights).draws
+    draws = refit(epoch_fit, chinchilla_obs, resample_units(chinchilla_obs, 200, seed=0).weights).draws
     epoch_se = {"A": 124.5, "B": 1293.3, "E": 0.0257, "alpha": 0.0154, "beta": 0.0206}
     ours = {k: float(np.std(getattr(draws, k), ddof=1)) for k in epoch_se}
     print("\nbootstrap SE ours vs Epoch:", {k: (round(ours[k], 4), epoch_se[k]) for k in epoch_se})

@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis.figures import FIGURES, isoflop_curves, save
-from analysis.pipeline import AnalysisOptions, analyse_results, regenerate
+from analysis.pipeline import AnalysisOptions, analyse_results
+from analysis.regenerate import regenerate
 from analysis.synthetic import SyntheticSweep, write_synthetic
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "SCHEMAS.md"

@@ -21,7 +21,8 @@ import pytest
 import sweeps.collect as collect_mod
 from harness.config import ModelConfig, TrainConfig
 from harness.rundir import METRIC_FIELDS, RunDir
-from sweeps.collect import CURVES_SCHEMA, collect, register_collect, runs_schema
+from sweeps.cli import register_collect
+from sweeps.collect import CURVES_SCHEMA, collect, runs_schema
 
 SWEEP = "demo"
 STEPS_PER_EVAL = 10
@@ -348,8 +349,37 @@ def test_planned_runs_without_a_directory_appear_as_pending(roots):
     assert "never" in s.format() and "junk" in s.format()
 
 
+def test_progress_while_reading_runs(roots, capsys):
+    """collect reports each run read (the long stage) to its progress callback; the CLI turns that
+    into 'reading runs i/n (..%), rate, ETA' lines on stderr."""
+    runs, results = roots
+    for name in ("a", "b", "c"):
+        make_run(runs, name)
+    calls = []
+    collect(SWEEP, runs, results, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    make_run(runs, "d")
+    assert collect_mod.main([SWEEP, "--runs-root", str(runs), "--results-root", str(tmp := results.parent / "r2"),
+                             "--progress-every", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "collect demo: reading runs 1/4 (25%)" in err and "ETA" in err and "reading runs 4/4 (100%)" in err, err
+    assert (tmp / SWEEP / "runs.parquet").exists()
+
+
+def test_missing_runs_root_is_refused(roots, capsys):
+    """A mistyped --runs-root is an error, not a table of pending runs (it was, before)."""
+    runs, results = roots
+    with pytest.raises(FileNotFoundError, match="runs root does not exist"):
+        collect(SWEEP, runs, results, expected_run_ids=["x", "y"])
+    assert not (results / SWEEP).exists()
+    assert collect_mod.main(["demo", "--runs-root", "/nonexistent", "--results-root", str(results)]) == 2
+    assert "/nonexistent: the runs root does not exist" in capsys.readouterr().err
+    assert not (results / "demo").exists()
+
+
 def test_missing_sweep_directory(roots):
     runs, results = roots
+    runs.mkdir()
     with pytest.raises(FileNotFoundError, match="no run directories"):
         collect(SWEEP, runs, results)
     assert not (results / SWEEP).exists()

@@ -19,6 +19,7 @@ import pytest
 
 from harness import corpus, data
 from harness.data import DataError
+from harness.prep import params, pretokenized, shards, tokenizer
 
 PARAGRAPHS = [
     "The river rose slowly through the night, and by morning the lower fields were under water.",
@@ -103,7 +104,7 @@ def test_bpe_round_trips_and_is_cached(tmp_path, monkeypatch):
     def no_training(*args):
         raise AssertionError("the cached tokenizer should have been reused")
 
-    monkeypatch.setattr(data, "_fit_bpe", no_training)
+    monkeypatch.setattr(tokenizer, "_fit_bpe", no_training)
     assert data.train_bpe(texts, 320, tmp_path, log=_quiet) == path
     with pytest.raises(AssertionError):  # other text: a new tokenizer is trained
         data.train_bpe(texts[:30], 320, tmp_path, log=_quiet)
@@ -149,7 +150,7 @@ def test_prepare_text_dir_byte(tmp_path):
     assert data.unigram_entropy(out) == pytest.approx(expected)
     assert 1.0 < data.unigram_entropy(out, "val") < math.log(256)
     sources = json.loads((out / "sources.json").read_text())
-    assert sources["sources"][0]["source_dir"] == str(src.resolve()) and "text_sha256" in sources
+    assert sources["sources"][0]["source_dir"] == str(src.resolve()) and len(sources["sources"][0]["docs_sha256"]) == 64
     assert (out / "README.txt").exists()
 
 
@@ -166,7 +167,7 @@ def test_prepare_text_dir_bpe(tmp_path):
 
 @pytest.mark.parametrize("dtype,top", [("uint16", 1000), ("uint32", 100_000)])
 def test_prepare_pretokenized(tmp_path, monkeypatch, dtype, top):
-    monkeypatch.setattr(data, "TOKEN_CHUNK", 100)  # small files still make several split pieces
+    monkeypatch.setattr(pretokenized, "TOKEN_CHUNK", 100)  # small files still make several split pieces
     rng = np.random.default_rng(0)
     arrays = [rng.integers(0, top, size=n).astype(dtype) for n in (950, 430)]
     arrays[0][0] = top - 1
@@ -251,12 +252,12 @@ def test_prepare_is_idempotent_and_atomic(tmp_path, monkeypatch):
     _prepare(out, source_dir=src, seed=1, force=True)
     assert data.read_meta(out)["params"]["seed"] == 1
     # made by older extraction code, or from since-edited files: rebuilt without --force
-    monkeypatch.setattr(data, "EXTRACT_VERSION", data.EXTRACT_VERSION + 1)
+    monkeypatch.setattr(params, "EXTRACT_VERSION", params.EXTRACT_VERSION + 1)
     _prepare(out, source_dir=src, seed=1)
-    assert data.read_meta(out)["params"]["extract_version"] == data.EXTRACT_VERSION
+    assert data.read_meta(out)["params"]["extract_version"] == params.EXTRACT_VERSION
     (src / "doc001.txt").write_text("An edited document, quite different from what it was before.")
     _prepare(out, source_dir=src, seed=1)
-    assert data.read_meta(out)["params"]["fingerprint"] == data._fingerprint([p for p in src.rglob("*") if p.is_file()])
+    assert data.read_meta(out)["params"]["fingerprint"] == params.fingerprint(shards.discover(src)[0])
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "x").write_text("x")
     with pytest.raises(DataError, match="not a complete prepared set"):
@@ -284,7 +285,8 @@ def test_default_data_dir(monkeypatch, tmp_path):
     assert data.default_data_dir() == tmp_path / f"{corpus.DEFAULT_CORPUS}-byte"
     assert data.default_data_dir("debian", "bpe", 8192) == tmp_path / "debian-bpe8192"
     monkeypatch.delenv("ATTNRES_DATA_DIR")
-    assert data.default_data_dir().parent == Path(data.__file__).resolve().parent.parent / "data"
+    monkeypatch.chdir(tmp_path)  # data/ of the working directory (harness/paths.py)
+    assert data.default_data_dir().resolve().parent == tmp_path / "data"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -382,3 +384,20 @@ def test_fallback_corpus_end_to_end(tmp_path, monkeypatch):
     assert data.read_meta(out)["splits"]["train"]["n_tokens"] > 10_000_000
     assert sources["matches_reference"] == all(s["matches_pin"] for s in sources["sources"])
     assert {s["package"] for s in sources["sources"]} == {s.package for s in corpus.CORPORA["debian"].sources}
+
+
+def test_rerun_verifies_the_prepared_files_before_saying_done(tmp_path):
+    """Issue 12: a flipped byte in a prepared token file is found (sha256) by a re-run, which rebuilds."""
+    src = _text_dir(tmp_path / "texts")
+    out = _prepare(tmp_path / "d", source_dir=src)
+    train = out / "train.bin"
+    good = train.read_bytes()
+    train.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:])
+    lines: list[str] = []
+    data.prepare(out, source_dir=src, cache_dir=tmp_path / "cache", log=lines.append)
+    assert not any("nothing to do" in m for m in lines), lines
+    assert any("train.bin is corrupt: its sha256 differs" in m and "rebuilding" in m for m in lines), lines
+    assert train.read_bytes() == good
+    lines.clear()
+    data.prepare(out, source_dir=src, cache_dir=tmp_path / "cache", log=lines.append)
+    assert any("sha256 verified); nothing to do" in m for m in lines), lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 
@@ -46,7 +47,7 @@ BLOCK_SETTINGS = [dict(attnres_blocks=n) for n in (1, 2, 4, 5, 10)] + [dict(laye
 
 @pytest.mark.parametrize("variant,extra", [("full", {})] + [("block", kw) for kw in BLOCK_SETTINGS]
                          + [(v, {}) for v in ("sigmoid", "nokeynorm", "inputquery", "static",
-                                              "denseformer", "rescaled")]
+                                              "denseformer")]
                          + [("multihead", dict(depth_heads=4, attnres_blocks=5))])
 def test_init_equivalence(variant, extra):
     """Zero pseudo-queries -> uniform weights -> h_l = residual stream / n; RMSNorm is scale-invariant,
@@ -57,6 +58,40 @@ def test_init_equivalence(variant, extra):
     idx = torch.randint(0, 64, (3, 16))
     diff = (model(idx) - base(idx)).abs().max().item()
     assert diff < 1e-5, f"{variant} {extra}: max |logit diff| = {diff:.2e}"
+
+
+# a real (non-degenerate) setting per variant: Block with 2 blocks, multi-head with 4 depth heads
+DISTINCT_SETTINGS = {"block": dict(attnres_blocks=2), "multihead": dict(depth_heads=4)}
+
+
+def perturb(model: LM, seed: int, scale: float) -> None:
+    """Move every parameter away from its initial value (trained-like weights)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g))
+
+
+@pytest.mark.parametrize("variant", sorted(set(VARIANTS) - {"baseline"}))
+def test_every_variant_computes_a_different_function(variant):
+    """Away from init (queries non-zero, scalar logits random, norm gains not 1, ...) every variant
+    must compute another function than the baseline with the same shared weights: a variant that
+    only rescales the residual stream, which PreNorm sublayers and the final norm undo, is the
+    baseline under another name (PAPER.md section 4). "Different" is measured against rounding:
+    the baseline's float32 vs float64 logits."""
+    torch.manual_seed(4)
+    base = LM(small_cfg())
+    perturb(base, seed=5, scale=0.1)
+    model = twin(small_cfg(variant, **DISTINCT_SETTINGS.get(variant, {})), base)
+    randomise_residual(model, seed=6)
+    assert all(p.abs().max() > 0 for p in model.residual.parameters())
+    idx = torch.randint(0, 64, (3, 16))
+    with torch.no_grad():
+        ref = base(idx)
+        rounding = (copy.deepcopy(base).double()(idx) - ref.double()).abs().max().item()
+        diff = (model(idx) - ref).abs().max().item()
+    print(f"\n{variant}: max |logit diff| vs baseline {diff:.2e}, fp32 rounding {rounding:.2e}")
+    assert diff > max(1e3 * rounding, 1e-2), f"{variant} computes the baseline's function (diff {diff:.2e})"
 
 
 def test_double_counted_embedding_breaks_equivalence():

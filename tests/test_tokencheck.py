@@ -9,7 +9,9 @@ import pytest
 
 from harness import data
 from harness.data import DataError
-from harness.tokencheck import CHUNK, SAMPLES, check_split, sampled_sha256
+from harness.tokencheck import SAMPLE_BLOCK_BYTES as CHUNK
+from harness.tokencheck import SAMPLE_BLOCKS as SAMPLES
+from harness.tokencheck import check_split, sampled_sha256
 
 
 @pytest.fixture

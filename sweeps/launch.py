@@ -237,7 +237,23 @@ def check_data(sweep: Sweep) -> None:
                           f"fix: run `{sweep.data.prepare_cmd}` first")
 
 
-def _spec_for(run: PlannedRun, threads: int) -> dict[str, Any]:
+def run_threads(sweep: Sweep, executor: str) -> int | None:
+    """Intra-op threads of each training process: on Slurm a task's ``cpus_per_task``; elsewhere the
+    sweep's ``[train] threads`` (default 1, as ``None`` here: each run's own value). A ``threads``
+    that contradicts ``cpus_per_task`` on Slurm is refused rather than silently replaced."""
+    explicit = {v for v in [sweep.train.get("threads"), *(a.train.get("threads") for a in sweep.arms)] if v is not None}
+    if executor != "slurm":
+        return None
+    if explicit and explicit != {sweep.launch.cpus_per_task}:
+        raise LaunchError(f"{sweep.file}: [train] threads = {sorted(explicit)} but [launch] cpus_per_task = "
+                          f"{sweep.launch.cpus_per_task}: on Slurm each task trains with its cpus_per_task threads; "
+                          "fix: set cpus_per_task to the thread count you want, or remove threads")
+    return sweep.launch.cpus_per_task
+
+
+def _spec_for(run: PlannedRun, threads: int | None) -> dict[str, Any]:
+    if threads is None:
+        return run.spec.to_dict()
     spec = run.spec
     return dataclasses.replace(spec, train=dataclasses.replace(spec.train, threads=threads)).to_dict()
 
@@ -250,7 +266,7 @@ def _hashed(d: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(d, default=list))
 
 
-def write_spec(run: PlannedRun, run_dir: Path, threads: int) -> None:
+def write_spec(run: PlannedRun, run_dir: Path, threads: int | None) -> None:
     """Write spec.json; an existing one (a partial run) keeps its "derived" block and must agree
     with the plan on everything but the execution-only settings, which the plan's values replace."""
     rd = RunDir(run_dir)
@@ -306,11 +322,12 @@ def launch(sweep: Sweep, executor: str = "local", runs_root: str | os.PathLike[s
     if executor == "slurm" and not slurm.has_slurm():
         raise LaunchError("--executor slurm: no `sbatch` on this machine; fix: run on a Slurm login node, or use "
                           "--executor local (scripts/slurm/setup-slurm.sh starts a single-node Slurm for tests)")
-    threads = sweep.launch.cpus_per_task if executor == "slurm" else 1
+    threads = run_threads(sweep, executor)
     # largest first, so the longest runs do not start last; a WSD trunk before its branches
     todo.sort(key=lambda d: (d.run.depends_on is not None, -d.run.flops_per_token * d.run.trained_tokens))
-    pool = LocalPool(sweep_dir, workers or os.cpu_count() or 1, log=log, progress_every_s=progress_every_s) \
-        if executor == "local" else None
+    per_run = max(d.run.spec.train.threads for d in todo)  # default --workers: the cores, not oversubscribed
+    pool = LocalPool(sweep_dir, workers or max(1, (os.cpu_count() or 1) // per_run), log=log,
+                     progress_every_s=progress_every_s) if executor == "local" else None
     try:
         for d in todo:
             run_dir = sweep_dir / d.run.run_id

@@ -12,6 +12,7 @@ result when accounting is off). Every call has a timeout; a missing or failing c
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -158,10 +159,15 @@ def name_jobs(names: dict[str, str]) -> list[str]:
     return failed
 
 
+@functools.cache
 def partition_limits(partition: str | None) -> dict[str, float] | None:
-    """The largest node of a partition (the default one if None): cpus, mem_gb, gpus; None without sinfo."""
+    """The largest node of a partition (the default one if None): cpus, mem_gb, gpus; None without sinfo.
+    Asked once per process, with a short timeout: installed Slurm tools whose controller is down (a
+    laptop, a stopped test cluster) make sinfo wait for its controller, and plan is only advising."""
+    if shutil.which("sinfo") is None:
+        return None
     cmd = ["sinfo", "-h", "-N", "-o", "%c|%m|%G"] + (["-p", partition] if partition else [])
-    out = _run(cmd, timeout=20)
+    out = _run(cmd, timeout=5)
     if out is None or out.returncode != 0 or not out.stdout.strip():
         return None
     best = {"cpus": 0.0, "mem_gb": 0.0, "gpus": 0.0}

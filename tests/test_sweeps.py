@@ -330,3 +330,22 @@ def test_demo_local_two_workers(tmp_path, corpus):
     assert set(result.final_states.values()) == {"done"}, result.final_states
     rows, _ = sweep_status(sweep, tmp_path / "runs")
     assert all(r.state == "done" and r.val_loss is not None for r in rows)
+
+
+def test_train_threads_are_honoured_locally_and_checked_on_slurm(tmp_path, corpus):
+    """[train] threads reaches the local runs' specs (it used to be replaced by 1); on Slurm a task's
+    threads are its cpus_per_task, so a contradicting threads is refused, naming both keys."""
+    from sweeps.launch import run_threads, write_spec
+
+    two = load_sweep(write_sweep(tmp_path, micro_toml(corpus).replace("ckpt_every_s = 1.0",
+                                                                     "ckpt_every_s = 1.0\nthreads = 2")))
+    assert run_threads(two, "local") is None
+    run = expand(two)[0]
+    write_spec(run, tmp_path / "r", run_threads(two, "local"))
+    assert RunDir(tmp_path / "r").read_spec()["train"]["threads"] == 2
+    with pytest.raises(LaunchError, match=r"threads = \[2\] but \[launch\] cpus_per_task = 1"):
+        run_threads(two, "slurm")
+    plain = load_sweep(write_sweep(tmp_path, micro_toml(corpus, extra="[launch]\ncpus_per_task = 4"), name="m4"))
+    assert run_threads(plain, "slurm") == 4
+    write_spec(expand(plain)[0], tmp_path / "s", run_threads(plain, "slurm"))
+    assert RunDir(tmp_path / "s").read_spec()["train"]["threads"] == 4

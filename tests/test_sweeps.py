@@ -74,11 +74,16 @@ def test_shipped_sweeps_load_and_expand():
         assert all(ID_RE.match(i) and i.startswith(f"{name}-") for i in ids), ids[:3]
 
 
-def test_demo_shape():
-    sweep = load_sweep("demo")
+@pytest.mark.parametrize("name,arms", [("demo", {"baseline", "block"}), ("demo-full", {"baseline", "block", "full"})])
+def test_demo_shape(name, arms):
+    """The demo's design (README "What the demo measured"): 3 sizes x 5 seeds, every arm at every
+    (size, seed), so the arms are paired."""
+    sweep = load_sweep(name)
     runs = expand(sweep)
-    assert len(runs) == 3 * 4 * 1
-    assert {r.arm for r in runs} == {"baseline", "block", "full"}
+    assert len(runs) == len(arms) * 3 * 5
+    assert {r.arm for r in runs} == arms
+    units = {(r.spec.size, r.spec.train.seed) for r in runs}
+    assert len(units) == 15 and all(sum((r.spec.size, r.spec.train.seed) == u for r in runs) == len(arms) for u in units)
     for r in runs:
         m = r.spec.model
         if r.arm == "block":  # a real block variant at every size: 1 < N < L
@@ -123,7 +128,7 @@ def test_plan_counts():
         assert abs(row["tokens"] - 20 * base) <= row["batch_size"] * 128  # 20 tokens/param, whole steps
     assert plan.totals["compute_flops"] == pytest.approx(sum(r["compute_flops"] for r in plan.rows))
     text = format_plan(plan)
-    assert all(r["run_id"] in text for r in plan.rows) and "PF-days" in text and "total: 12 runs" in text
+    assert all(r["run_id"] in text for r in plan.rows) and "PF-days" in text and f"total: {len(plan.rows)} runs" in text
 
 
 def test_plan_cli_json(capsys):
@@ -326,7 +331,7 @@ def test_demo_local_two_workers(tmp_path, corpus):
     sweep = load_sweep("demo")
     assert sweep.data.path and Path(sweep.data.path).resolve() == Path(corpus).resolve()
     result = launch(sweep, executor="local", workers=2, runs_root=tmp_path / "runs", progress_every_s=60.0)
-    assert len(result.submitted) == 12
+    assert len(result.submitted) == len(expand(sweep)) == 30
     assert set(result.final_states.values()) == {"done"}, result.final_states
     rows, _ = sweep_status(sweep, tmp_path / "runs")
     assert all(r.state == "done" and r.val_loss is not None for r in rows)

@@ -31,9 +31,9 @@ import pyarrow.parquet as pq
 from analysis.laws import ChinchillaLaw
 from analysis.load import FLOPS_PER_PFDAY
 from harness.accounting import param_counts
-from harness.config import ModelConfig
 from harness.ladder import LADDERS
 from harness.residuals import VARIANTS
+from records.config import ModelConfig
 
 
 @dataclass(frozen=True)

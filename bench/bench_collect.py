@@ -8,7 +8,7 @@ Half the runs are Block AttnRes (eval rows carry layer_rms and an (L+1) x source
 L = 8), half baseline; every value carries its own noise, so parquet cannot compress runs into each
 other. ``--train-rows-per-eval`` adds train rows (default 0: the acceptance counts evaluation
 points; real runs log many train rows, and each costs about as much to parse as an eval row).
-Run directories are written through harness.rundir.RunDir and not timed. Timed: a cold collection
+Run directories are written through records.rundir.RunDir and not timed. Timed: a cold collection
 (no cache), a warm one (nothing changed) and an incremental one (one run restarted and went one
 evaluation further). Prints wall and CPU seconds (this process and its workers) and rows/s; exit
 status 1 if the cold collection misses the budget.
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.rundir import RunDir
+from records.rundir import RunDir
 from sweeps.collect import collect
 
 SWEEP = "bench"

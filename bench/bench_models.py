@@ -46,9 +46,9 @@ from torch.utils._pytree import tree_leaves
 
 from harness import devices
 from harness.accounting import flops_per_token
-from harness.config import ModelConfig
 from harness.ladder import model_config
 from harness.model import LM
+from records.config import ModelConfig
 from sweeps.launch import WORKER_ENV
 
 

@@ -52,10 +52,10 @@ if str(ROOT) not in sys.path:  # run as a script from the checkout
 
 from harness import devices  # noqa: E402
 from harness.accounting import flops_per_token  # noqa: E402
-from harness.config import DataConfig, ModelConfig, RunSpec, TrainConfig  # noqa: E402
 from harness.ladder import model_config  # noqa: E402
 from harness.memory import memory_estimate  # noqa: E402
-from harness.rundir import RunDir  # noqa: E402
+from records.config import DataConfig, ModelConfig, RunSpec, TrainConfig  # noqa: E402
+from records.rundir import RunDir  # noqa: E402
 
 GOALS = {"block_train": 1.05, "block_infer": 1.02}
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from harness.config import ModelConfig
 from harness.residuals import VARIANTS, n_sources_per_mix
+from records.config import ModelConfig
 
 PF_DAY = 8.64e19  # FLOPs in one PFLOP/s-day
 

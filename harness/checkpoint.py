@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.rundir import atomic_write, atomic_write_bytes
+from records.rundir import atomic_write, atomic_write_bytes
 
 FORMAT = "attnres-ckpt/2"  # what the JSON sidecar and the state's "format" key say
 

@@ -488,6 +488,7 @@ def _fetch_apt(src: Source, dest: Path, log: Log) -> Path:
 
 def fetch(src: Source, downloads: Path, log: Log = _stderr) -> tuple[Path, dict]:
     """The package file of `src` in `downloads` (fetched unless already there) and its provenance."""
+    downloads = Path(downloads).resolve()  # the fetchers run in it: a relative -d would nest (data/ is relative)
     downloads.mkdir(parents=True, exist_ok=True)
     path = downloads / src.filename
     cached = path.exists() and sha256_file(path) == src.sha256

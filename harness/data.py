@@ -83,9 +83,9 @@ def _stderr(msg: str) -> None:
 
 
 def data_root() -> Path:
-    """$ATTNRES_DATA_DIR, else data/ in the working directory (harness/paths.py: one rule for runs/,
+    """$ATTNRES_DATA_DIR, else data/ in the working directory (records/paths.py: one rule for runs/,
     results/ and data/)."""
-    from harness.paths import data_root as root
+    from records.paths import data_root as root
 
     return root()
 

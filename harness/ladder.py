@@ -24,7 +24,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness.config import ConfigError, ModelConfig
+from records.config import ConfigError, ModelConfig
 
 
 def _round_up(x: float, m: int) -> int:

@@ -36,8 +36,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from harness.accounting import param_counts
-from harness.config import ModelConfig
 from harness.residuals import VARIANTS, AttnRes, n_sources_per_mix
+from records.config import ModelConfig
 
 GB = 1e9
 

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
-from harness.config import ModelConfig
 from harness.residuals import make_residual
+from records.config import ModelConfig
 
 
 class RMSNorm(nn.Module):

@@ -338,7 +338,7 @@ class FullAttnRes(AttnRes):
 
     def __init__(self, cfg) -> None:
         if cfg.attnres_blocks is not None or cfg.layers_per_block is not None:
-            from harness.config import ConfigError
+            from records.config import ConfigError
 
             raise ConfigError("attnres_blocks: variant 'full' uses one source per layer; "
                               "fix: use variant 'block' to group layers into blocks")

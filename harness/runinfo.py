@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from harness.accounting import flops_per_token, param_counts
-from harness.config import RunSpec
 from harness.distributed import DistInfo
+from records.config import RunSpec
 
 
 def git_commit() -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from harness.config import ConfigError, RunSpec
+from records.config import ConfigError, RunSpec
 
 # ----------------------------------------------------------------------------------------------
 # schedule

@@ -29,8 +29,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from harness.config import ConfigError, RunSpec
-from harness.rundir import RunDir, atomic_write_bytes
+from records.config import ConfigError, RunSpec
+from records.rundir import RunDir, atomic_write_bytes
 
 SCALARS = ("tokens", "flops", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s")
 EXTRA = "pip install -e '.[tracking]'"

@@ -34,15 +34,15 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from harness import checkpoint as ckpt
 from harness import devices
 from harness.accounting import flops_per_token, param_counts
-from harness.config import ConfigError, RunSpec, TrainConfig
 from harness.distributed import DistInfo, all_reduce_sum, broadcast, env_dist_info, setup, shutdown
 from harness.model import LM
-from harness.rundir import RunDir
 from harness.runinfo import derived, environment
 from harness.runlock import RunLock, describe_holder
 from harness.schedule import Batches, Schedule, make_schedule, tokens_per_step, validation_batches
 from harness.stopping import StopRequested, StopRequests
 from harness.tracking import NullTracker, open_tracker
+from records.config import ConfigError, RunSpec, TrainConfig
+from records.rundir import RunDir
 
 __all__ = ["Batches", "Diverged", "Schedule", "Trainer", "make_schedule", "tokens_per_step", "train_run",
            "validation_batches"]
@@ -397,7 +397,7 @@ def train_run(run_dir: str | Path, runs_root: str | Path | None = None, lock: Ru
 
 
 def _train_locked(run: RunDir, runs_root: Path | None, stop: StopRequests) -> str:
-    from harness.rundir import is_cancelled
+    from records.rundir import is_cancelled
 
     state = run.state
     if state in ENDED or is_cancelled(run.path):  # e.g. a requeued job that starts after the run ended
@@ -482,7 +482,7 @@ def _restore(trainer: Trainer, run: RunDir, spec: RunSpec) -> None:
 
 
 def _mark_stopped(run: RunDir, e: StopRequested) -> None:
-    from harness.rundir import is_cancelled
+    from records.rundir import is_cancelled
 
     msg = f"{e}; checkpoint saved at step {e.step}"
     if is_cancelled(run.path):

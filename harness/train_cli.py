@@ -60,9 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _adhoc_spec(args: argparse.Namespace, run_id: str) -> Any:
-    from harness.config import DataConfig, RunSpec, TrainConfig, build_config
     from harness.data import default_data_dir, read_meta
     from harness.ladder import model_config
+    from records.config import DataConfig, RunSpec, TrainConfig, build_config
 
     a = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in _ADHOC.items()}
     data = a["data"] or str(default_data_dir())
@@ -76,7 +76,7 @@ def _adhoc_spec(args: argparse.Namespace, run_id: str) -> Any:
 
 def requested_spec(args: argparse.Namespace, run_id: str) -> dict[str, Any] | None:
     """The spec the command line asks for (--spec or any ad-hoc setting), as a dict; None if none."""
-    from harness.config import RunSpec
+    from records.config import RunSpec
 
     if args.spec:
         try:
@@ -100,7 +100,7 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 def spec_differences(existing: dict[str, Any], requested: dict[str, Any]) -> list[str]:
     """'key: old -> new' for every setting that differs (the derived block is not a setting, and
     tracking is execution only: it is not part of the run's identity either)."""
-    from harness.config import RunSpec
+    from records.config import RunSpec
 
     norm = lambda d: _flat(json.loads(json.dumps(RunSpec.from_dict(d).to_dict(), default=list)))
     old = norm({k: v for k, v in existing.items() if k != "derived"})
@@ -122,7 +122,7 @@ def set_aside(run_dir: Path) -> Path:
 def _prepare(args: argparse.Namespace) -> str | None:
     """Write the run directory's spec as asked; returns a message to stop with ("done"), or None to
     train. Raises ValueError for a request that must be refused."""
-    from harness.rundir import RunDir
+    from records.rundir import RunDir
 
     run = RunDir(args.run_dir)
     requested = requested_spec(args, run.path.name)
@@ -155,8 +155,8 @@ def _prepare(args: argparse.Namespace) -> str | None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from harness.config import ConfigError
     from harness.data import DataError
+    from records.config import ConfigError
 
     try:
         stop = _prepare(args)

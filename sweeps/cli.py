@@ -147,8 +147,8 @@ def _planned_run_ids(sweep: str) -> list[str] | None:
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
-    from harness import paths
-    from harness.progress import Progress
+    from records import paths
+    from records.progress import Progress
     from sweeps.collect import collect
 
     name = Path(args.sweep).stem if args.sweep.endswith(".toml") else args.sweep
@@ -269,7 +269,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _runs_root(args: argparse.Namespace) -> Path:
-    from harness import paths
+    from records import paths
 
     return Path(args.runs_root) if args.runs_root is not None else paths.runs_root()
 

@@ -56,7 +56,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from harness.rundir import STATES, RunDir, atomic_write_bytes
+from records.rundir import STATES, RunDir, atomic_write_bytes
 
 FLOPS_PER_PFDAY = 1e15 * 86400  # 8.64e19: one petaFLOP/s sustained for a day
 CACHE_VERSION = 1  # bump when a cached row would be computed differently

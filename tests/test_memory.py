@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch.autograd.graph import saved_tensors_hooks
 
-from harness.config import ModelConfig
 from harness.memory import _attention, _mlp, _sublayer_common, memory_estimate
 from harness.model import LM
+from records.config import ModelConfig
 
 SHAPES = [dict(vocab_size=256, n_blocks=2, d_model=64, n_heads=4, d_ff=192, seq_len=64),
           dict(vocab_size=512, n_blocks=4, d_model=96, n_heads=2, d_ff=256, seq_len=32)]

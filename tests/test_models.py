@@ -13,10 +13,10 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from harness.accounting import flops_per_token, param_counts
-from harness.config import ConfigError, ModelConfig
 from harness.ladder import LADDERS, model_config
 from harness.model import LM
 from harness.residuals import VARIANTS, block_layout
+from records.config import ConfigError, ModelConfig
 
 torch.set_num_threads(1)
 

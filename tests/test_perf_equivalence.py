@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.config import ModelConfig
 from harness.model import LM
 from harness.residuals import AttnRes, _KeyLogits, weighted_sum
+from records.config import ModelConfig
 
 torch.set_num_threads(1)
 

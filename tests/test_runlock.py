@@ -12,8 +12,8 @@ from pathlib import Path
 
 from test_sweeps import micro_toml, write_sweep
 
-from harness.rundir import RunDir
 from harness.runlock import RunLock, holder, is_locked
+from records.rundir import RunDir
 from sweeps.launch import decide, launch
 from sweeps.spec import expand, load_sweep
 from sweeps.status import sweep_status

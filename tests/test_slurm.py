@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from test_sweeps import comparable, micro_toml, write_sweep
 
-from harness.rundir import RunDir
+from records.rundir import RunDir
 from sweeps.launch import launch, squeue_states, wait_slurm
 from sweeps.spec import expand, load_sweep
 from sweeps.status import sweep_status

@@ -10,7 +10,7 @@ import shlex
 
 import pytest
 
-from harness.config import ConfigError, TrainConfig
+from records.config import ConfigError, TrainConfig
 from sweeps import cli as sweeps_cli
 from sweeps.launch import slurm_executor
 from sweeps.spec import LaunchSpec, SweepError, expand, load_sweep
@@ -223,7 +223,7 @@ WEIRD = ['"2"', "true", "-1", "0", "inf", "[1, 2]", "{ a = 1 }", '"x\\ny"', "1.5
 def _all_keys() -> list[tuple[str, str]]:
     from dataclasses import fields
 
-    from harness.config import ModelConfig
+    from records.config import ModelConfig
 
     keys = [("[train]", f.name) for f in fields(TrainConfig)] + [("[model]", f.name) for f in fields(ModelConfig)]
     keys += [("[launch]", f.name) for f in fields(LaunchSpec)]

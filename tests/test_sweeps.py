@@ -16,7 +16,7 @@ import pytest
 
 from harness.accounting import flops_per_token, param_counts
 from harness.ladder import LADDERS, model_config
-from harness.rundir import TIMING_FIELDS, RunDir
+from records.rundir import TIMING_FIELDS, RunDir
 from sweeps import cli as sweeps_cli
 from sweeps.launch import LaunchError, decide, launch
 from sweeps.plan import format_plan, make_plan

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import DataConfig, ModelConfig, RunSpec, TrackingConfig, TrainConfig
-from harness.rundir import RunDir
 from harness.tracking import SCALARS, scalars
 from harness.train import train_run
+from records.config import DataConfig, ModelConfig, RunSpec, TrackingConfig, TrainConfig
+from records.rundir import RunDir
 from sweeps.spec import SweepError, expand, load_sweep
 
 HAVE_EXTRA = all(importlib.util.find_spec(m) for m in ("tensorboard", "wandb"))

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.config import DataConfig, ModelConfig, RunSpec, TrainConfig
-from harness.rundir import TIMING_FIELDS, RunDir
 from harness.train import Schedule, make_schedule, train_run
+from records.config import DataConfig, ModelConfig, RunSpec, TrainConfig
+from records.rundir import TIMING_FIELDS, RunDir
 
 TINY = dict(vocab_size=256, n_blocks=2, d_model=32, n_heads=4, d_ff=64, seq_len=32)
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FLOPS_PER_PFDAY = 8.64e19  # 1 PFLOP/s sustained for one day (the paper's compute unit)
 CHINCHILLA_FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6 N D (Kaplan et al. 2020; Hoffmann et al. 2022)
 
 # runs.parquet columns the analysis reads (docs/SCHEMAS.md); the rest are carried along untouched

@@ -29,11 +29,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis.laws import ChinchillaLaw
-from analysis.load import FLOPS_PER_PFDAY
 from harness.accounting import param_counts
 from harness.ladder import LADDERS
 from harness.residuals import VARIANTS
 from records.config import ModelConfig
+from records.units import PF_DAY
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def synthetic_frames(spec: SyntheticSweep, with_curves: bool = True) -> tuple[pd
             fpt = _flops_per_token(p, shape, spec.seq_len)
             for budget in budgets:
                 tokens = (int(spec.tokens_per_param * _params(shape, spec.vocab_size, "baseline")["params_total"])
-                          if budget is None else int(budget * FLOPS_PER_PFDAY / fpt))
+                          if budget is None else int(budget * PF_DAY / fpt))
                 for lr in lrs:
                     for seed in spec.seeds:
                         run = _one_run(spec, rng, variant, mult, depth, shape, p, fpt, tokens, lr, lr_opt, seed,
@@ -150,7 +150,7 @@ def _one_run(spec: SyntheticSweep, rng: np.random.Generator, variant: str, mult:
 
     def loss_at(frac: float) -> float:
         if budget is None:
-            c = mult * compute_flops * frac / FLOPS_PER_PFDAY
+            c = mult * compute_flops * frac / PF_DAY
             base = spec.E + spec.A * c ** -spec.alpha
         else:
             base = float(spec.chinchilla.loss(p["params_non_embedding"], mult * tokens * frac))
@@ -166,7 +166,7 @@ def _one_run(spec: SyntheticSweep, rng: np.random.Generator, variant: str, mult:
         curve_rows.append({
             "run_id": run_id, "sweep": spec.sweep, "variant": variant, "size": size, "seed": seed,
             "step": (k + 1) * 10, "tokens": int(tokens * frac), "flops": compute_flops * frac,
-            "compute_pfdays": compute_flops * frac / FLOPS_PER_PFDAY, "train_loss": val + 0.02, "val_loss": val,
+            "compute_pfdays": compute_flops * frac / PF_DAY, "train_loss": val + 0.02, "val_loss": val,
             "lr": lr * 0.5 * (1 + math.cos(math.pi * frac)), "grad_norm": 1.0 / (1 + k), "tokens_per_s": 5e4,
             "elapsed_s": 2.0 * (k + 1),
             "layer_rms": [(1.0 + (0.08 if variant == "full" else 0.15) * l) * (0.5 + 0.5 * frac)
@@ -180,9 +180,9 @@ def _one_run(spec: SyntheticSweep, rng: np.random.Generator, variant: str, mult:
         **shape, "seq_len": spec.seq_len, "vocab_size": spec.vocab_size,
         "attnres_blocks": shape["n_blocks"] if variant == "block" else None,
         **p, "flops_per_token": fpt, "flops_per_token_forward": fpt / 3, "target_tokens": tokens, "tokens": tokens,
-        "compute_flops": compute_flops, "compute_pfdays": compute_flops / FLOPS_PER_PFDAY, "seed": seed,
+        "compute_flops": compute_flops, "compute_pfdays": compute_flops / PF_DAY, "seed": seed,
         "lr": lr, "batch_size": 32, "schedule": "cosine", "axes": axes,
-        **({"axis_lr": lr} if spec.lrs else {}), **({"axis_compute": budget * FLOPS_PER_PFDAY} if budget else {}),
+        **({"axis_lr": lr} if spec.lrs else {}), **({"axis_compute": budget * PF_DAY} if budget else {}),
         "status": "done", "final_val_loss": final, "best_val_loss": min(r["val_loss"] for r in curve_rows),
         "final_train_loss": final + 0.02, "n_evals": len(curve_rows), "problems": "",
         "torch_version": "2.13.0", "numpy_version": "2.4.6", "python_version": "3.11", "attnres_version": "0.1.0",

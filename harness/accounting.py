@@ -15,7 +15,7 @@ Compute convention (the same for every variant; README "Compute convention"):
                             input-dependent query)
   Norms, softmax, RoPE, activations and the embedding lookup are O(d) per token and not counted.
   training FLOPs per token = 3 x forward (backward = 2 x forward).
-  compute C = training FLOPs per token x training tokens; 1 PF-day = 8.64e19 FLOPs.
+  compute C = training FLOPs per token x training tokens; PF-days: records/units.py.
 
 ``tests/test_models.py::test_flops_vs_counter`` checks the forward formula against
 ``torch.utils.flop_counter.FlopCounterMode`` on real models.
@@ -27,12 +27,6 @@ from dataclasses import asdict, dataclass
 
 from harness.residuals import VARIANTS, n_sources_per_mix
 from records.config import ModelConfig
-
-PF_DAY = 8.64e19  # FLOPs in one PFLOP/s-day
-
-
-def pf_days(flops: float) -> float:
-    return flops / PF_DAY
 
 
 @dataclass(frozen=True)

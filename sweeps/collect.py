@@ -57,8 +57,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from records.rundir import STATES, RunDir, atomic_write_bytes
+from records.units import PF_DAY
 
-FLOPS_PER_PFDAY = 1e15 * 86400  # 8.64e19: one petaFLOP/s sustained for a day
 CACHE_VERSION = 1  # bump when a cached row would be computed differently
 STARTING_STATES = ("pending", "queued")  # no training process has written anything yet
 PARALLEL_MIN_RUNS = 64  # fewer changed runs than this are read in-process (starting workers costs ~1 s)
@@ -317,7 +317,7 @@ def _coerce_nested(value: Any, typ: pa.DataType) -> Any:
 def _curves(ident: dict[str, Any], cols: dict[str, pa.Array]) -> pa.Table:
     n = len(cols["step"])
     cols = {**cols, **{c: pa.array([ident[c]] * n, type=CURVES_SCHEMA.field(c).type) for c in _IDENT},
-            "compute_pfdays": pc.divide(cols["flops"], FLOPS_PER_PFDAY)}
+            "compute_pfdays": pc.divide(cols["flops"], PF_DAY)}
     return pa.table([cols[f.name] for f in CURVES_SCHEMA], schema=CURVES_SCHEMA)
 
 
@@ -438,7 +438,7 @@ def _read_run(rd: RunDir, run_id: str, sweep: str) -> tuple[dict[str, Any], pa.T
 
     fpt = row.get("flops_per_token")
     row["compute_flops"] = fpt * row["tokens"] if fpt is not None else None
-    row["compute_pfdays"] = row["compute_flops"] / FLOPS_PER_PFDAY if fpt is not None else None
+    row["compute_pfdays"] = row["compute_flops"] / PF_DAY if fpt is not None else None
     row["problem_list"] = problems
     return row, _curves({c: row.get(c) for c in _IDENT}, metrics)
 

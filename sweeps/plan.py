@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from harness import devices
-from harness.accounting import PF_DAY
 from harness.memory import memory_estimate
+from records.units import PF_DAY
 from sweeps.rules import rule_sources
 from sweeps.spec import PlannedRun, Sweep, expand
 

@@ -82,10 +82,10 @@ LADDERS: dict[str, dict[str, Shape]] = {
 
 def model_shape(ladder: str, size: str) -> Shape:
     if ladder not in LADDERS:
-        raise ConfigError(f"ladder: unknown ladder {ladder!r}; fix: use one of {sorted(LADDERS)}")
+        raise ConfigError(f"ladder: unknown ladder {ladder!r}; fix: use one of {sorted(LADDERS)}", field="ladder")
     sizes = LADDERS[ladder]
     if size not in sizes:
-        raise ConfigError(f"sizes: {size!r} is not in ladder {ladder!r}; fix: use some of {list(sizes)}")
+        raise ConfigError(f"sizes: {size!r} is not in ladder {ladder!r}; fix: use some of {list(sizes)}", field="sizes")
     return sizes[size]
 
 

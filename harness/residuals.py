@@ -341,7 +341,7 @@ class FullAttnRes(AttnRes):
             from records.config import ConfigError
 
             raise ConfigError("attnres_blocks: variant 'full' uses one source per layer; "
-                              "fix: use variant 'block' to group layers into blocks")
+                              "fix: use variant 'block' to group layers into blocks", field="attnres_blocks")
         super().__init__(cfg)
 
 

@@ -73,7 +73,7 @@ class Batches:
     def __init__(self, tokens: np.ndarray, seq_len: int, batch_size: int, seed: int) -> None:
         if len(tokens) < seq_len + 2:
             raise ConfigError(f"data: the training split has {len(tokens)} tokens, fewer than seq_len + 2; "
-                              "fix: prepare more data or lower seq_len")
+                              "fix: prepare more data or lower seq_len", field="data")
         self.tokens, self.T, self.B, self.seed = tokens, seq_len, batch_size, seed
 
     def offsets(self, step: int) -> np.ndarray:

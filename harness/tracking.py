@@ -92,7 +92,7 @@ class Tracker:
             module, cls = _BACKENDS[name]
             if importlib.util.find_spec(module) is None:
                 raise ConfigError(f"tracking.backends: {name!r} is not installed; fix: {EXTRA}, or drop it "
-                                  "from the sweep's [tracking] table")
+                                  "from the sweep's [tracking] table", field="backends")
             self.where.mkdir(parents=True, exist_ok=True)
             self.backends.append(cls(spec, self.where))
         for row in run.read_metrics().rows:  # rows written before this tracker existed

@@ -111,12 +111,12 @@ class Trainer:
         B, world = self.tc.batch_size, self.dist.world_size
         if B % world:
             raise ConfigError(f"train.batch_size: {B} sequences do not split over {world} processes; "
-                              f"fix: use a multiple of {world}")
+                              f"fix: use a multiple of {world}", field="batch_size")
         self.local_B = B // world
         self.micro = min(self.tc.micro_batch_size or self.local_B, self.local_B)
         if self.local_B % self.micro:
             raise ConfigError(f"train.micro_batch_size: {self.micro} does not divide the per-process batch "
-                              f"{self.local_B}; fix: choose a divisor")
+                              f"{self.local_B}; fix: choose a divisor", field="micro_batch_size")
         self.data_check = self._check_data(spec.data.path)
         torch.manual_seed(self.tc.seed)
         with torch.device("cpu"):  # initialised on the CPU: one seed gives the same weights on any device

@@ -20,11 +20,17 @@ from typing import Any, ClassVar
 
 
 class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field and the fix."""
+    """A configuration value is invalid; the message names the field and the fix, and ``field`` holds
+    the field's name (the last part of a dotted name: "lr" for "train.lr") for callers that report
+    where it came from (a sweep file's table), so nobody has to parse the message."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _fail(field_name: str, problem: str, fix: str) -> None:
-    raise ConfigError(f"{field_name}: {problem}; fix: {fix}")
+    raise ConfigError(f"{field_name}: {problem}; fix: {fix}", field=field_name.split(".")[-1])
 
 
 # ----------------------------------------------------------------------------- one setting's type and range
@@ -380,7 +386,7 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown setting; fix: use one of {sorted(known)}")
+        raise ConfigError(f"{where}.{unknown[0]}: unknown setting; fix: use one of {sorted(known)}", field=unknown[0])
     values = dict(values)
     if "save_at_tokens" in values:
         values["save_at_tokens"] = tuple(values["save_at_tokens"])

@@ -176,10 +176,10 @@ class LaunchSpec:
         for f in dataclasses.fields(self):
             check_setting(LaunchSpec, f.name, getattr(self, f.name))
         for problem in additional_problems(self.additional):
-            raise ConfigError(problem)
+            raise ConfigError(problem, field="device")
         if self.device is not None and self.device not in KINDS:
             raise ConfigError(f"device: {self.device!r} is not a device of harness/devices.py; fix: use one of "
-                              f"{sorted(KINDS)} (or add a DeviceKind line for yours)")
+                              f"{sorted(KINDS)} (or add a DeviceKind line for yours)", field="device")
 
     @property
     def devices_per_run(self) -> int:
@@ -789,12 +789,11 @@ def config_hash(model: ModelConfig, train: TrainConfig, data: DataConfig) -> str
 
 
 def _settings_error(sweep: Sweep, e: ConfigError, origins: dict[str, str], fallback: str) -> SweepError:
-    """Re-raise a ConfigError ('field: problem; fix: ...') naming the table the field came from, or
-    (for a value nobody set explicitly) what produced it."""
+    """Re-raise a ConfigError naming the table its field came from, or (for a value nobody set
+    explicitly) what produced it."""
     msg = str(e)
-    field_name = msg.split(":", 1)[0].split(".")[-1]
-    if field_name in origins:
-        return SweepError(f"{sweep.file}: {origins[field_name]}.{msg}")
+    if e.field in origins:
+        return SweepError(f"{sweep.file}: {origins[e.field]}.{msg}")
     return SweepError(f"{sweep.file}: {fallback}: {msg}")
 
 

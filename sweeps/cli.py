@@ -23,6 +23,8 @@ import os
 import sys
 from pathlib import Path
 
+from records.choices import Executor, choices
+
 
 def _sweep_names() -> list[str]:
     """The shipped sweeps (sweeps.spec.available_sweeps, without importing sweeps.spec)."""
@@ -59,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "Re-running skips finished runs, resumes partial ones from their checkpoints, "
                               "and never duplicates a run that is queued or running.")
     _add_common(p)
-    p.add_argument("--executor", choices=("local", "slurm", "debug"), default="local",
+    p.add_argument("--executor", choices=choices(Executor), default=Executor.LOCAL.value,
                    help="local: this machine, --workers runs at a time (default); slurm: job arrays through "
                    "submitit (returns once queued); debug: in this process, one run after another")
     p.add_argument("--workers", type=int, default=None,
@@ -280,7 +282,7 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 
     try:
         sweep = load_sweep(args.sweep)
-        lines = cancel(sweep, _runs_root(args) / sweep.name, args.runs)
+        lines = cancel(sweep, _runs_root(args), args.runs)
     except SweepError as e:
         return _fail("cancel", e)
     print("\n".join(lines + [f"{sweep.name}: {len(lines)} run(s); `attnres status {args.sweep}` shows them"]))

@@ -24,9 +24,13 @@ from collections import deque
 from pathlib import Path
 
 from harness.runlock import holder, is_locked
+from records import paths
+from records.choices import RunState
 from records.rundir import CANCEL_MARK, RunDir
 from sweeps import slurm
-from sweeps.spec import Sweep, SweepError, expand
+from sweeps.checker import SweepError
+from sweeps.expand import expand
+from sweeps.sweepfile import Sweep
 
 
 def select(sweep: Sweep, patterns: list[str]) -> list[str]:
@@ -57,14 +61,14 @@ def _signal_local(run_dir: Path) -> str | None:
     return f"sent SIGTERM to pid {pid} (it checkpoints at its next step, then stops)"
 
 
-def cancel(sweep: Sweep, sweep_dir: Path, patterns: list[str]) -> list[str]:
+def cancel(sweep: Sweep, runs_root: Path, patterns: list[str]) -> list[str]:
     """Cancel the selected runs; returns one line per run saying what was done."""
     lines, jobs_to_cancel = [], []
-    statuses = {i: RunDir(sweep_dir / i).read_status() for i in select(sweep, patterns)}
+    statuses = {i: RunDir(paths.run_dir(runs_root, sweep.name, i)).read_status() for i in select(sweep, patterns)}
     queued = slurm.squeue_jobs([str(s["job_id"]) for s in statuses.values() if s.get("job_id")]) or {}
     for run_id, st in statuses.items():
-        rd = RunDir(sweep_dir / run_id)
-        if st.get("state") in ("done", "diverged"):
+        rd = RunDir(paths.run_dir(runs_root, sweep.name, run_id))
+        if st.get("state") in (RunState.DONE, RunState.DIVERGED):
             lines.append(f"  {run_id}: already {st['state']}; nothing to cancel")
             continue
         rd.path.mkdir(parents=True, exist_ok=True)
@@ -87,7 +91,7 @@ def cancel(sweep: Sweep, sweep_dir: Path, patterns: list[str]) -> list[str]:
             elif not found:
                 what.append(f"held by pid {h.get('pid')} on {h.get('host')}: stop it there (it is marked cancelled)")
         else:
-            rd.set_status("cancelled", "cancelled by `attnres cancel`; `attnres launch --include-cancelled` "
+            rd.set_status(RunState.CANCELLED, "cancelled by `attnres cancel`; `attnres launch --include-cancelled` "
                           "resumes it")
         lines.append(f"  {run_id}: cancelled" + (f": {'; '.join(what)}" if what else ""))
     err = slurm.scancel(jobs_to_cancel)
@@ -97,7 +101,10 @@ def cancel(sweep: Sweep, sweep_dir: Path, patterns: list[str]) -> list[str]:
 
 
 def find_run(runs_root: Path, run_id: str) -> Path:
-    hits = sorted(p for p in runs_root.glob(f"*/{run_id}") if p.is_dir())
+    """The directory of ``run_id`` in whichever sweep of the runs root holds it."""
+    sweeps = sorted(d.name for d in runs_root.iterdir() if d.is_dir() and not d.name.startswith(".")) \
+        if runs_root.is_dir() else []
+    hits = [p for p in (paths.run_dir(runs_root, s, run_id) for s in sweeps) if p.is_dir()]
     if not hits:
         raise SweepError(f"{run_id}: no run directory {runs_root}/*/{run_id}; fix: check the id with "
                          "`attnres status SWEEP` or pass --runs-root")
@@ -111,14 +118,15 @@ def _tail(path: Path, n: int) -> list[str]:
 
 def logs(run_dir: Path, tail: int = 20) -> str:
     """Where a run's logs are (training log, Slurm or local worker output), with their last lines."""
-    st = RunDir(run_dir).read_status()
-    sweep_dir = run_dir.parent
-    paths = [run_dir / "train.log"]
+    rd = RunDir(run_dir)
+    st = rd.read_status()
+    runs_root, sweep, run_id = paths.run_location(run_dir)
+    files = [rd.log_path]
     if st.get("job_id"):
-        paths += slurm.job_log_paths(sweep_dir, str(st["job_id"]))
-    paths.append(sweep_dir / ".local" / f"{run_dir.name}.out")
-    out = [f"{run_dir.name}: {st.get('state', 'pending')}" + (f" ({st['message']})" if st.get("message") else "")]
-    for p in paths:
+        files += slurm.job_log_paths(paths.submitit_dir(runs_root, sweep), str(st["job_id"]))
+    files.append(paths.worker_output(runs_root, sweep, run_id))
+    out = [f"{run_id}: {st.get('state', RunState.PENDING)}" + (f" ({st['message']})" if st.get("message") else "")]
+    for p in files:
         if not p.exists():
             continue
         out.append(f"== {p}")

@@ -2,8 +2,9 @@
 
     jobs = squeue_jobs(["123_4"])          # job id -> SlurmJob(state, reason, elapsed, name); None: no squeue
     ends = sacct_endings(["123_4"])        # job id -> how a job that left the queue ended; None: no sacct
-    executor = slurm_executor(sweep, sweep_dir)
-    print(sbatch_script(sweep, sweep_dir, n_runs))   # what `launch --dry-run` shows
+    folder = paths.submitit_dir(runs_root, sweep.name)   # one subfolder per job
+    executor = slurm_executor(sweep, folder)
+    print(sbatch_script(sweep, folder, n_runs))          # what `launch --dry-run` shows
 
 Waits poll squeue with timeouts, never ``job.result()`` (it hangs on a job that died without a
 result when accounting is off). Every call has a timeout; a missing or failing command answers None
@@ -18,20 +19,33 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import submitit
 
-from sweeps.spec import Sweep
+from records.choices import RunState
+from sweeps.sweepfile import Sweep
 
 # squeue states of a job that still exists (and so still owns its run)
 SLURM_ALIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
                "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING", "PREEMPTED"}
+
+
+class JobEnd(StrEnum):
+    """How a job that left the queue ended, where no run state says it (`attnres status` shows these)."""
+
+    TIMEOUT = "timeout"
+    OUT_OF_MEMORY = "out_of_memory"
+    NODE_FAIL = "node_fail"
+
+
 # sacct end states -> what `attnres status` calls them (None: ended normally, status.json tells the rest)
-ENDINGS = {"CANCELLED": "cancelled", "TIMEOUT": "timeout", "DEADLINE": "timeout", "OUT_OF_MEMORY": "out_of_memory",
-           "NODE_FAIL": "node_fail", "BOOT_FAIL": "node_fail", "PREEMPTED": "preempted", "REQUEUED": "preempted",
-           "FAILED": "failed", "COMPLETED": None}
+ENDINGS: dict[str, RunState | JobEnd | None] = {
+    "CANCELLED": RunState.CANCELLED, "TIMEOUT": JobEnd.TIMEOUT, "DEADLINE": JobEnd.TIMEOUT,
+    "OUT_OF_MEMORY": JobEnd.OUT_OF_MEMORY, "NODE_FAIL": JobEnd.NODE_FAIL, "BOOT_FAIL": JobEnd.NODE_FAIL,
+    "PREEMPTED": RunState.PREEMPTED, "REQUEUED": RunState.PREEMPTED, "FAILED": RunState.FAILED, "COMPLETED": None}
 # a training process's environment: one thread (many 1-thread processes beat one big one on CPU),
 # and glibc malloc that keeps freed memory mapped (measured: up to 1.6x fewer page-fault stalls)
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -59,8 +73,8 @@ class Ending:
     elapsed: str
 
     @property
-    def kind(self) -> str | None:
-        return ENDINGS.get(self.state.split()[0], "failed") if self.state else None
+    def kind(self) -> RunState | JobEnd | None:
+        return ENDINGS.get(self.state.split()[0], RunState.FAILED) if self.state else None
 
 
 def _run(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess | None:
@@ -207,18 +221,20 @@ def _parameters(sweep: Sweep, dependency: str | None) -> dict[str, Any]:
     return params
 
 
-def slurm_executor(sweep: Sweep, sweep_dir: Path, dependency: str | None = None) -> submitit.AutoExecutor:
-    executor = submitit.AutoExecutor(folder=sweep_dir / ".submitit" / "%j", cluster="slurm",
+def slurm_executor(sweep: Sweep, folder: Path, dependency: str | None = None) -> submitit.AutoExecutor:
+    """submitit's executor for the sweep's jobs; ``folder`` is the sweep's submitit folder
+    (records.paths.submitit_dir), which gets one subfolder per job."""
+    executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm",
                                      slurm_max_num_timeout=sweep.launch.max_num_timeout)
     executor.update_parameters(**_parameters(sweep, dependency))
     return executor
 
 
-def sbatch_script(sweep: Sweep, sweep_dir: Path, n_runs: int, dependency: str | None = None) -> str:
+def sbatch_script(sweep: Sweep, folder: Path, n_runs: int, dependency: str | None = None) -> str:
     """The sbatch script submitit would submit for ``n_runs`` runs (one job array), without submitting."""
     from submitit.slurm import slurm as submitit_slurm
 
-    inner = slurm_executor(sweep, sweep_dir, dependency)._executor  # the SlurmExecutor, sbatch-named parameters
+    inner = slurm_executor(sweep, folder, dependency)._executor  # the SlurmExecutor, sbatch-named parameters
     params = {**inner.parameters, "map_count": n_runs} if n_runs > 1 else dict(inner.parameters)
     return submitit_slurm._make_sbatch_string(command=inner._submitit_command_str, folder=inner.folder, **params)
 
@@ -239,10 +255,10 @@ def wait_slurm(job_ids: list[str], timeout_s: float, poll_s: float = 5.0) -> dic
         time.sleep(poll_s)
 
 
-def job_log_paths(sweep_dir: Path, job_id: str) -> list[Path]:
-    """submitit's stdout/stderr files of a job (task 0), whether or not they exist yet."""
-    folder = sweep_dir / ".submitit" / job_id
-    return [folder / f"{job_id}_0_log.out", folder / f"{job_id}_0_log.err"]
+def job_log_paths(folder: Path, job_id: str) -> list[Path]:
+    """submitit's stdout/stderr files of a job (task 0) in the sweep's submitit folder, whether or
+    not they exist yet."""
+    return [folder / job_id / f"{job_id}_0_log.out", folder / job_id / f"{job_id}_0_log.err"]
 
 
 def job_env() -> str | None:

@@ -30,14 +30,18 @@ from pathlib import Path
 from typing import Any
 
 from harness.runlock import describe_holder, is_locked
-from records.rundir import STATES, RunDir, is_cancelled
+from records import paths
+from records.choices import Executor, RunState
+from records.rundir import RunDir, is_cancelled
 from sweeps import slurm
-from sweeps.launch import ACTIVE_STATES, default_runs_root, launcher_alive
+from sweeps.expand import PlannedRun, expand
+from sweeps.inflight import ACTIVE, launcher_alive, state_of
 from sweeps.progress import fmt_duration, fmt_rate, run_progress, sweep_progress, tail_row
-from sweeps.spec import PlannedRun, Sweep, expand
+from sweeps.slurm import JobEnd
+from sweeps.sweepfile import Sweep
 
 # what status can call a run: the run-directory states and the endings accounting tells apart
-STATUS_STATES = (*STATES, "timeout", "out_of_memory", "node_fail")
+STATUS_STATES = (*RunState, *JobEnd)
 
 
 @dataclass(frozen=True)
@@ -82,13 +86,13 @@ def _job_view(st: dict[str, Any], job_id: str, jobs: dict[str, slurm.SlurmJob] |
               ends: dict[str, slurm.Ending] | None) -> _View | None:
     """The state a Slurm job gives an unfinished, unlocked run; None: no information."""
     if jobs is None:
-        return _View(st.get("state", "pending"), f"Slurm job {job_id} (squeue unavailable; not verified)")
+        return _View(state_of(st), f"Slurm job {job_id} (squeue unavailable; not verified)")
     job = slurm.find_job(jobs, job_id)
     if job is not None and job.alive:
         if job.state == "RUNNING":
-            return _View("running", f"Slurm job {job_id} RUNNING (starting)", job.elapsed)
+            return _View(RunState.RUNNING, f"Slurm job {job_id} RUNNING (starting)", job.elapsed)
         ran = bool(st.get("attempts") or st.get("step"))
-        return _View("preempted" if ran else "queued",
+        return _View(RunState.PREEMPTED if ran else RunState.QUEUED,
                      f"Slurm job {job_id} {job.state}, reason {job.reason}" + ("; ran before, resumes" if ran else ""),
                      job.elapsed)
     end = (ends or {}).get(job_id)
@@ -98,87 +102,90 @@ def _job_view(st: dict[str, Any], job_id: str, jobs: dict[str, slurm.SlurmJob] |
     return None
 
 
-def _view(st: dict[str, Any], run_dir: Path, jobs: dict[str, slurm.SlurmJob] | None,
+def _view(st: dict[str, Any], runs_root: Path, run: PlannedRun, jobs: dict[str, slurm.SlurmJob] | None,
           ends: dict[str, slurm.Ending] | None) -> _View:
-    state = st.get("state", "pending")
+    run_dir = paths.run_dir(runs_root, run.spec.sweep, run.run_id)
+    state = state_of(st)
     detail = st.get("message", "") or ""
     job_id = str(st["job_id"]) if st.get("job_id") else None
     if is_locked(run_dir):
         job = slurm.find_job(jobs or {}, job_id) if job_id else None
-        return _View("running", describe_holder(run_dir), job.elapsed if job else "")
-    if state in ("done", "diverged", "failed"):
+        return _View(RunState.RUNNING, describe_holder(run_dir), job.elapsed if job else "")
+    if state in (RunState.DONE, RunState.DIVERGED, RunState.FAILED):
         job = slurm.find_job(jobs or {}, job_id) if job_id else None
-        if state == "done" and job is not None and job.alive:
+        if state == RunState.DONE and job is not None and job.alive:
             detail = (f"done, but Slurm job {job_id} is {job.state}: it would start and exit at once; "
                       "`attnres launch` cancels it")
         return _View(state, detail)
     if is_cancelled(run_dir):
-        return _View("cancelled", detail or "stopped by `attnres cancel`; `attnres launch --include-cancelled` "
+        return _View(RunState.CANCELLED, detail or "stopped by `attnres cancel`; `attnres launch --include-cancelled` "
                      "resumes it")
-    if state not in ACTIVE_STATES and state != "cancelled":
+    if state not in ACTIVE and state != RunState.CANCELLED:
         return _View(state, detail)
     if job_id:
         view = _job_view(st, job_id, jobs, ends)
         if view is not None:
             return view
-    if state == "queued" and launcher_alive(run_dir, st):
-        return _View("queued", f"waits for a worker of the launcher pid {st.get('pid')}")
+    if state == RunState.QUEUED and launcher_alive(runs_root, run.spec.sweep, st):
+        return _View(RunState.QUEUED, f"waits for a worker of the launcher pid {st.get('pid')}")
     if st.get("attempts") or st.get("step"):
-        why = detail if state == "preempted" and detail else "interrupted (no process holds the run)"
-        return _View("preempted", f"{why}; `attnres launch` resumes it" if "launch" not in why else why)
-    return _View("pending", "never started (no process holds the run); `attnres launch` submits it")
+        why = detail if state == RunState.PREEMPTED and detail else "interrupted (no process holds the run)"
+        return _View(RunState.PREEMPTED, f"{why}; `attnres launch` resumes it" if "launch" not in why else why)
+    return _View(RunState.PENDING, "never started (no process holds the run); `attnres launch` submits it")
 
 
-def _logs(sweep_dir: Path, run_id: str, st: dict[str, Any]) -> tuple[str, ...]:
-    paths = [sweep_dir / run_id / "train.log"]
+def _logs(runs_root: Path, sweep: str, run_id: str, st: dict[str, Any]) -> tuple[str, ...]:
+    logs = [RunDir(paths.run_dir(runs_root, sweep, run_id)).log_path]
     if st.get("job_id"):
-        paths += slurm.job_log_paths(sweep_dir, str(st["job_id"]))
-    elif st.get("executor") == "local":
-        paths.append(sweep_dir / ".local" / f"{run_id}.out")
-    return tuple(str(p) for p in paths)
+        logs += slurm.job_log_paths(paths.submitit_dir(runs_root, sweep), str(st["job_id"]))
+    elif st.get("executor") == Executor.LOCAL:
+        logs.append(paths.worker_output(runs_root, sweep, run_id))
+    return tuple(str(p) for p in logs)
 
 
 def sweep_status(sweep: Sweep, runs_root: str | os.PathLike[str] | None = None) -> tuple[list[RunStatus], int]:
     """Status of every planned run, and the number of run directories the sweep does not plan."""
     runs = expand(sweep)
-    sweep_dir = Path(runs_root if runs_root is not None else default_runs_root()) / sweep.name
-    statuses = {r.run_id: RunDir(sweep_dir / r.run_id).read_status() for r in runs}
+    root = Path(runs_root) if runs_root is not None else paths.runs_root()
+    statuses = {r.run_id: RunDir(paths.run_dir(root, sweep.name, r.run_id)).read_status() for r in runs}
     job_ids = [str(s["job_id"]) for s in statuses.values() if s.get("job_id")]
     jobs = slurm.squeue_jobs(job_ids) if job_ids else {}
     # accounting, for unfinished runs whose job has left the queue: how did it end?
-    gone = [str(s["job_id"]) for s in statuses.values() if s.get("job_id") and s.get("state") in ACTIVE_STATES
+    gone = [str(s["job_id"]) for s in statuses.values() if s.get("job_id") and state_of(s) in ACTIVE
             and jobs is not None and slurm.find_job(jobs, str(s["job_id"])) is None]
     ends = slurm.sacct_endings(gone) if gone else {}
-    out = [_run_status(r, sweep_dir, statuses[r.run_id], jobs, ends) for r in runs]
+    out = [_run_status(r, root, statuses[r.run_id], jobs, ends) for r in runs]
     planned = {r.run_id for r in runs}
     extra = 0
+    sweep_dir = paths.sweep_dir(root, sweep.name)
     if sweep_dir.is_dir():
         extra = sum(1 for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
                     and p.name not in planned)
     return out, extra
 
 
-def _run_status(r: PlannedRun, sweep_dir: Path, st: dict[str, Any], jobs: dict[str, slurm.SlurmJob] | None,
+def _run_status(r: PlannedRun, runs_root: Path, st: dict[str, Any], jobs: dict[str, slurm.SlurmJob] | None,
                 ends: dict[str, slurm.Ending] | None) -> RunStatus:
-    run_dir = sweep_dir / r.run_id
-    view = _view(st, run_dir, jobs, ends)
-    row = tail_row(run_dir / "metrics.jsonl") if run_dir.exists() else None
-    prog = run_progress(run_dir, r.spec.train.tokens, r.flops_per_token, training=view.state == "running", row=row)
+    run_dir = paths.run_dir(runs_root, r.spec.sweep, r.run_id)
+    view = _view(st, runs_root, r, jobs, ends)
+    row = tail_row(RunDir(run_dir).metrics_path) if run_dir.exists() else None
+    prog = run_progress(run_dir, r.spec.train.tokens, r.flops_per_token, training=view.state == RunState.RUNNING,
+                        row=row)
     elapsed = view.elapsed or (fmt_duration(row["elapsed_s"]) if row and row.get("elapsed_s") else "")
     return RunStatus(
         run_id=r.run_id, arm=r.arm, size=r.spec.size, seed=r.spec.train.seed, state=view.state,
         tokens=int(row["tokens"]) if row else int(st.get("tokens") or 0), target_tokens=r.spec.train.tokens,
         train_loss=row.get("train_loss") if row else None, val_loss=_last_val(run_dir) if row else None,
         job_id=str(st["job_id"]) if st.get("job_id") else None, detail=view.detail,
-        tokens_per_s=prog.tokens_per_s if view.state == "running" else None, eta_s=prog.eta_s, elapsed=elapsed,
-        logs=_logs(sweep_dir, r.run_id, st))
+        tokens_per_s=prog.tokens_per_s if view.state == RunState.RUNNING else None, eta_s=prog.eta_s, elapsed=elapsed,
+        logs=_logs(runs_root, r.spec.sweep, r.run_id, st))
 
 
 def _sweep_line(sweep: Sweep, rows: list[RunStatus]) -> str:
     runs = {r.run_id: r for r in expand(sweep)}
-    prog = [run_progress(Path("."), r.target_tokens, runs[r.run_id].flops_per_token, r.state == "running",
+    prog = [run_progress(Path("."), r.target_tokens, runs[r.run_id].flops_per_token, r.state == RunState.RUNNING,
                          row={"tokens": r.tokens, "tokens_per_s": r.tokens_per_s}) for r in rows]
-    unfinished = [r.state not in ("done", "diverged", "cancelled") for r in rows]
+    unfinished = [r.state not in (RunState.DONE, RunState.DIVERGED, RunState.CANCELLED) for r in rows]
     return sweep_progress(prog, unfinished).describe()
 
 

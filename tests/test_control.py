@@ -44,7 +44,7 @@ def test_status_and_launch_show_tokens_per_s_and_eta(tmp_path, corpus):
         left = (81920 - 25600) * live.flops_per_token + 81920 * idle.flops_per_token
         eta = left / (1000.0 * live.flops_per_token)
         assert f"ETA {int(eta // 60)}m" in summary_line(sweep, rows)
-        pool = LocalPool(sweep_dir, workers=2)
+        pool = LocalPool(tmp_path / "runs", "micro", workers=2)
         line = pool._progress({}, [live, idle], {live.run_id: (live, None)}, time.time())
         assert "1k tok/s" in line and "ETA 0m56s" in line and f"sweep 1k tok/s over 1 run(s), ETA {int(eta // 60)}m" in line
 
@@ -66,7 +66,7 @@ def test_cancel_stops_a_local_run_and_launch_leaves_it(tmp_path, corpus, capsys)
     while not (rd.metrics_path.exists() and rd.read_metrics().rows):
         assert time.time() < deadline, rd.read_status()
         time.sleep(0.05)
-    lines = cancel(sweep, runs_root / "micro", [f"{run.run_id[:10]}*"])
+    lines = cancel(sweep, runs_root, [f"{run.run_id[:10]}*"])
     assert "sent SIGTERM" in lines[0], lines
     first.join(timeout=120)
     assert result["r"].final_states == {run.run_id: "cancelled"}
@@ -101,7 +101,6 @@ def test_dry_run_prints_the_sbatch_script(tmp_path, corpus, capsys):
 def test_a_finished_runs_requeued_job_is_cancelled(tmp_path, corpus, monkeypatch):
     """A run that finished while its requeued job still waits in the queue: status says so, and
     launch cancels that job (it would start, find the run done and exit)."""
-    from sweeps import launch as launch_mod
     from sweeps import slurm
 
     sweep = load_sweep(write_sweep(tmp_path, micro_toml(corpus)))
@@ -111,7 +110,6 @@ def test_a_finished_runs_requeued_job_is_cancelled(tmp_path, corpus, monkeypatch
     RunDir(sweep_dir / other.run_id).set_status("done", job_id="77_1", step=32, tokens=8192)
     queue = {"77_0": slurm.SlurmJob("77_0", "PENDING", "BeginTime", "0:00", done.run_id)}
     monkeypatch.setattr(slurm, "squeue_jobs", lambda ids: {k: v for k, v in queue.items() if k in ids})
-    monkeypatch.setattr(launch_mod, "squeue_jobs", slurm.squeue_jobs)
     cancelled: list[list[str]] = []
     monkeypatch.setattr(slurm, "scancel", lambda ids: cancelled.append(list(ids)))
     rows = {r.run_id: r for r in sweep_status(sweep, tmp_path / "runs")[0]}

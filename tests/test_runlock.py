@@ -77,7 +77,7 @@ def test_relaunch_skips_a_run_whose_worker_still_starts(tmp_path, corpus):
         states = {r.run_id: r.state for r in sweep_status(sweep, runs_root)[0]}
         assert states[orphan_run] == "running"  # from the lock, although its status names a dead launcher
         assert states[other] == "queued"  # the live relaunch holds its launcher lock while the run waits
-        third = {d.run.run_id: d for d in decide(expand(sweep), runs_root / "micro")}
+        third = {d.run.run_id: d for d in decide(expand(sweep), runs_root)}
         assert third[other].action == "skip" and "queued by the launcher" in third[other].reason
     finally:
         os.kill(worker, signal.SIGCONT)

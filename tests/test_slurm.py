@@ -257,7 +257,7 @@ def test_scancel_and_attnres_cancel_tell_apart(tmp_path, corpus):
         assert time.time() < deadline, [d.read_status() for d in dirs.values()]
         time.sleep(0.2)
     subprocess.run(["scancel", result.job_ids[raw.run_id]], check=True, timeout=60)
-    lines = cancel(sweep, runs_root / "micro", [marked.run_id])
+    lines = cancel(sweep, runs_root, [marked.run_id])
     assert "cancelled" in lines[0] and result.job_ids[marked.run_id] in lines[0], lines
     wait_slurm(list(result.job_ids.values()), timeout_s=300, poll_s=1.0)
     time.sleep(2)  # accounting catches up

@@ -10,6 +10,7 @@ import shlex
 
 import pytest
 
+from records import paths
 from records.config import ConfigError, TrainConfig
 from sweeps import cli as sweeps_cli
 from sweeps.launch import slurm_executor
@@ -172,7 +173,7 @@ INJECTIONS = {
 def _check_script(sweep, tmp_path) -> dict[str, str | None]:
     """submitit's own sbatch text for the sweep's executor; fails on any line the harness did not
     write; returns the #SBATCH options it holds."""
-    executor = slurm_executor(sweep, tmp_path / "runs" / sweep.name)._executor
+    executor = slurm_executor(sweep, paths.submitit_dir(tmp_path / "runs", sweep.name))._executor
     command = executor._submitit_command_str  # what submitit runs: python -u -m submitit.core._submit FOLDER
     setup = executor.parameters["setup"]
     assert all(re.fullmatch(r"export [A-Z_]+=[0-9]+", s) for s in setup), setup

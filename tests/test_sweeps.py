@@ -285,7 +285,7 @@ def test_never_duplicates_in_flight(tmp_path, corpus):
         RunDir(sweep_dir / r.run_id).set_status("running", pid=dead.pid, host=os.uname().nodename)
     with RunLock(sweep_dir / live.run_id) as lock:
         assert lock.acquire()
-        decisions = {d.run.run_id: d for d in decide([live, stale], sweep_dir)}
+        decisions = {d.run.run_id: d for d in decide([live, stale], tmp_path / "runs")}
     assert {k: d.action for k, d in decisions.items()} == {live.run_id: "skip", stale.run_id: "submit"}
     assert f"locked by pid {os.getpid()}" in decisions[live.run_id].reason
 

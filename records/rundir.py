@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-STATES = ("pending", "queued", "running", "done", "failed", "diverged", "preempted", "cancelled")
+from records.choices import RunState
+
+STATES = tuple(RunState)
 CANCEL_MARK = "cancelled.json"
 FINAL_STATES = ("done", "failed", "diverged")
 

@@ -19,10 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import sweeps.collect as collect_mod
+from records import tables
 from records.config import ModelConfig, TrainConfig
 from records.rundir import METRIC_FIELDS, RunDir
 from sweeps.cli import register_collect
-from sweeps.collect import CURVES_SCHEMA, collect, runs_schema
+from sweeps.collect import CURVES_SCHEMA, collect
 
 SWEEP = "demo"
 STEPS_PER_EVAL = 10
@@ -30,10 +31,11 @@ TOKENS_PER_STEP = 8 * 128  # batch_size x seq_len below
 
 
 def spec_dict(run_id: str, variant: str = "baseline", n_blocks: int = 2, n_evals: int = 4, seed: int = 0,
-              axes: dict | None = None, attnres_blocks: int | None = None) -> dict:
+              axes: dict | None = None, attnres_blocks: int | None = None, layers_per_block: int | None = None,
+              arm: str = "") -> dict:
     """A spec.json as training writes it: RunSpec.to_dict() (every config field) plus "derived"."""
     model = {f.name: f.default for f in fields(ModelConfig)}
-    model.update(variant=variant, n_blocks=n_blocks, attnres_blocks=attnres_blocks)
+    model.update(variant=variant, n_blocks=n_blocks, attnres_blocks=attnres_blocks, layers_per_block=layers_per_block)
     steps = n_evals * STEPS_PER_EVAL
     train = {f.name: f.default for f in fields(TrainConfig)}
     train.update(tokens=steps * TOKENS_PER_STEP, batch_size=8, seed=seed, save_at_tokens=[])
@@ -43,7 +45,7 @@ def spec_dict(run_id: str, variant: str = "baseline", n_blocks: int = 2, n_evals
     params["total"] = sum(params.values())
     params["non_embedding"] = params["total"] - params["embedding"]
     forward = 2.0 * (params["total"] - params["embedding"]) + 4.0 * 2 * n_blocks * model["seq_len"] * d
-    return {"run_id": run_id, "sweep": SWEEP, "size": f"d{n_blocks}", "ladder": "demo", "axes": axes or {},
+    return {"run_id": run_id, "sweep": SWEEP, "size": f"d{n_blocks}", "ladder": "demo", "axes": axes or {}, "arm": arm,
             "model": model, "train": train, "data": {"path": "data/default-byte"},
             "derived": {"params": params, "flops_per_token": {"forward": forward, "train": 3 * forward},
                         "tokens_per_step": TOKENS_PER_STEP, "steps": steps}}
@@ -76,14 +78,16 @@ def write_rows(rd: RunDir, spec: dict, first: int, last: int, attempt: int = 0) 
             rd.append_metrics(metric_row(spec, "eval", step, attempt))
 
 
+ENV = {"versions": {"python": "3.11.9", "torch": "2.13.0", "numpy": "2.4.6", "attnres": "0.1.0"},
+       "git_commit": "4fa132f", "hostname": "node01", "device": "cpu", "world_size": 1, "started_at": 1.7e9}
+
+
 def make_run(root: Path, run_id: str, state: str = "done", n_evals: int = 4, evals_done: int | None = None,
              **spec_kw) -> RunDir:
     rd = RunDir(root / SWEEP / run_id)
     spec = spec_dict(run_id, n_evals=n_evals, **spec_kw)
     rd.write_spec(spec)
-    rd.write_env({"versions": {"python": "3.11.9", "torch": "2.13.0", "numpy": "2.4.6", "attnres": "0.1.0"},
-                  "git_commit": "4fa132f", "hostname": "node01", "device": "cpu", "world_size": 1,
-                  "started_at": 1.7e9})
+    rd.write_env(ENV)
     done = n_evals if evals_done is None else evals_done
     write_rows(rd, spec, 0, done * STEPS_PER_EVAL)
     rd.set_status(state, step=done * STEPS_PER_EVAL, tokens=done * STEPS_PER_EVAL * TOKENS_PER_STEP, attempts=1)
@@ -147,7 +151,7 @@ def test_written_schemas_are_the_documented_ones(roots):
     assert names[names.index("axes") + 1:names.index("status")] == ["axis_lr", "axis_tag"]
     assert runs_s.field("axis_lr").type == pa.float64() and runs_s.field("axis_tag").type == pa.string()
     assert pq.read_metadata(results / SWEEP / "runs.parquet").metadata.get(b"pandas") is None  # no index
-    assert curves_s.equals(CURVES_SCHEMA) and runs_schema({"lr": pa.float64(), "tag": pa.string()}).equals(runs_s)
+    assert curves_s.equals(CURVES_SCHEMA) and tables.arrow_schema(tables.RUNS, {"lr": "float64", "tag": "string"}).equals(runs_s)
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE((results / SWEEP / "runs.parquet").stat().st_mode) == 0o666 & ~umask  # group can read
@@ -182,6 +186,61 @@ def test_rows_carry_the_run_and_its_curve(roots):
     blk = curves[-1]
     assert len(blk["layer_rms"]) == 6 and len(blk["depth_alpha"]) == 7 and blk["depth_alpha"][6] == [1 / 7] * 7
     assert blk["compute_pfdays"] == pytest.approx(blk["flops"] / 8.64e19, rel=1e-12)
+
+
+def test_arm_and_variant_are_separate_columns_and_attnres_blocks_are_effective(roots):
+    """Ablation arms may share a residual variant: runs.parquet and curves.parquet carry the arm (what
+    the analysis compares) and the variant (what the model computes) apart; every AttnRes run has
+    its effective N (attnres_blocks) and S (attnres_block_size), whichever of the two its spec set."""
+    runs, results = roots
+    make_run(runs, "a-base", arm="baseline")
+    make_run(runs, "b-nokeynorm", variant="nokeynorm", arm="nokeynorm")  # Full-style: one block per layer
+    make_run(runs, "c-block-nokeynorm", variant="nokeynorm", layers_per_block=2, arm="block_nokeynorm")
+    make_run(runs, "d-block", variant="block", n_blocks=3, layers_per_block=3)  # no arm: the variant names it
+    make_run(runs, "e-block", variant="block", n_blocks=5, attnres_blocks=4, arm="block")  # 10 = 3 + 3 + 3 + 1
+    s = collect(SWEEP, runs, results)
+    assert s.problems == []
+    rows = by_id(read(results / SWEEP / "runs.parquet"))
+    got = {r: (rows[r]["arm"], rows[r]["variant"], rows[r]["attnres_blocks"], rows[r]["attnres_block_size"])
+           for r in rows}
+    # L = 2 x n_blocks sublayers; N = ceil(L / S), S = ceil(L / N) (the paper's block grouping)
+    assert got == {"a-base": ("baseline", "baseline", None, None),
+                   "b-nokeynorm": ("nokeynorm", "nokeynorm", 4, 1),
+                   "c-block-nokeynorm": ("block_nokeynorm", "nokeynorm", 2, 2),
+                   "d-block": ("block", "block", 2, 3),
+                   "e-block": ("block", "block", 4, 3)}
+    curves = read(results / SWEEP / "curves.parquet")
+    assert {(c["run_id"], c["arm"], c["variant"]) for c in curves} == {(r, a, v) for r, (a, v, _, _) in got.items()}
+
+
+def test_a_collected_ablation_sweep_keeps_arms_that_share_a_variant(roots):
+    """The shipped ablations sweep, planned, written as training writes it (RunSpec.to_dict() plus
+    harness.runinfo.derived) and collected: `nokeynorm` and `block_nokeynorm` share the variant
+    nokeynorm and stay two arms; Block's N and S are the sweep file's (S = 2 at L = 8: N = 4)."""
+    from harness.runinfo import derived
+    from sweeps.spec import expand, load_sweep
+
+    runs, results = roots
+    planned = [r for r in expand(load_sweep("ablations")) if r.spec.train.seed == 0]
+    chosen = [r for r in planned if r.arm in ("baseline", "nokeynorm", "block_nokeynorm", "block")]
+    for r in chosen:
+        rd = RunDir(runs / "ablations" / r.run_id)
+        spec = {**r.spec.to_dict(), "derived": derived(r.spec)}
+        rd.write_spec(spec)
+        rd.write_env(ENV)
+        write_rows(rd, spec, 0, 20)
+        rd.set_status("running", step=20, attempts=1)
+    s = collect("ablations", runs, results, expected_run_ids=[r.run_id for r in planned])
+    rows = by_id(read(results / "ablations" / "runs.parquet"))
+    assert s.counts == {"pending": len(planned) - 4, "running": 4} and s.problems == []
+    got = {(rows[r.run_id]["arm"], rows[r.run_id]["variant"], rows[r.run_id]["attnres_blocks"],
+            rows[r.run_id]["attnres_block_size"]) for r in chosen}
+    assert got == {("baseline", "baseline", None, None), ("nokeynorm", "nokeynorm", 8, 1),
+                   ("block_nokeynorm", "nokeynorm", 4, 2), ("block", "block", 4, 2)}
+    arms_of_variant = {}
+    for c in read(results / "ablations" / "curves.parquet"):
+        arms_of_variant.setdefault(c["variant"], set()).add(c["arm"])
+    assert arms_of_variant["nokeynorm"] == {"nokeynorm", "block_nokeynorm"}
 
 
 # --------------------------------------------------------------------------- idempotent and incremental
@@ -263,18 +322,27 @@ def test_corrupt_spec_or_status_is_flagged_and_the_run_kept(roots):
     make_run(runs, "bad-status").status_path.write_text("{")
     partial = make_run(runs, "partial-spec")
     spec = partial.read_spec()
-    del spec["derived"]["flops_per_token"], spec["model"]["d_ff"]
+    del spec["derived"]["flops_per_token"]
     partial.write_spec(spec)
+    unparsed = make_run(runs, "unparsed-spec", variant="block", attnres_blocks=2)
+    spec = unparsed.read_spec()
+    spec["model"]["d_model"] = "wide"  # valid JSON, not a valid ModelConfig
+    unparsed.write_spec(spec)
     s = collect(SWEEP, runs, results)
     rows = by_id(read(results / SWEEP / "runs.parquet"))
-    assert set(rows) == {"bad-spec", "bad-status", "partial-spec"}
+    assert set(rows) == {"bad-spec", "bad-status", "partial-spec", "unparsed-spec"}
     assert rows["bad-spec"]["problems"] == "spec.json is corrupt" and rows["bad-spec"]["variant"] is None
     assert rows["bad-spec"]["n_evals"] == 4  # its curve is still collected
     assert rows["bad-status"]["status"] == "failed" and rows["bad-status"]["problems"] == "status.json is corrupt"
-    assert rows["partial-spec"]["problems"] == ("spec.json lacks model.d_ff, derived.flops_per_token.train, "
-                                                "derived.flops_per_token.forward")
+    assert rows["partial-spec"]["problems"] == "spec.json lacks derived.flops_per_token.train, derived.flops_per_token.forward"
     assert rows["partial-spec"]["compute_flops"] is None and rows["partial-spec"]["final_val_loss"] is not None
-    assert len(s.problems) == 3
+    # a spec that does not parse as a RunSpec is a problem of the run, read no further, never a crash
+    bad = rows["unparsed-spec"]
+    assert bad["problems"].startswith("spec.json does not parse as a RunSpec (d_model: expected a whole number, "
+                                      "got the string 'wide'"), bad["problems"]
+    assert (bad["arm"], bad["variant"], bad["d_model"], bad["attnres_blocks"]) == (None, None, None, None)
+    assert bad["n_evals"] == 4 and bad["params_total"] is not None  # metrics and "derived" are still read
+    assert len(s.problems) == 4
 
 
 def test_resumed_run_appears_once_with_each_evaluation_from_the_latest_attempt(roots):

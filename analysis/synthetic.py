@@ -1,4 +1,4 @@
-"""Synthetic sweeps with known answers: runs.parquet and curves.parquet exactly as docs/SCHEMAS.md,
+"""Synthetic sweeps with known answers: runs.parquet and curves.parquet with the schemas of records/tables.py,
 with losses drawn from a known law and a known compute multiplier per variant.
 
     spec = SyntheticSweep(multipliers={"baseline": 1.0, "block": 1.25}, noise=0.003, seeds=(0, 1))
@@ -32,6 +32,7 @@ from analysis.laws import ChinchillaLaw
 from harness.accounting import param_counts
 from harness.ladder import LADDERS
 from harness.residuals import VARIANTS
+from records import tables
 from records.config import ModelConfig
 from records.units import PF_DAY
 
@@ -74,13 +75,17 @@ def _shape(depth: int) -> dict[str, int]:
             "d_ff": s.d_ff}
 
 
+def _model(shape: dict[str, int], vocab: int, arm: str) -> ModelConfig:
+    """The model of an arm: its name is its variant (unknown names count as Full AttnRes); Block has S = 2."""
+    v = arm if arm in VARIANTS else "full"
+    return ModelConfig(vocab_size=vocab, n_blocks=shape["n_blocks"], d_model=shape["d_model"],
+                       n_heads=shape["n_heads"], d_ff=shape["d_ff"], variant=v,
+                       **({"layers_per_block": 2} if v == "block" else {}))
+
+
 def _params(shape: dict[str, int], vocab: int, variant: str) -> dict[str, int]:
-    """Parameter groups from harness.accounting (unknown variant names count as Full AttnRes)."""
-    v = variant if variant in VARIANTS else "full"
-    cfg = ModelConfig(vocab_size=vocab, n_blocks=shape["n_blocks"], d_model=shape["d_model"],
-                      n_heads=shape["n_heads"], d_ff=shape["d_ff"], variant=v,
-                      **({"layers_per_block": 2} if v == "block" else {}))
-    counts = param_counts(cfg).as_dict()
+    """Parameter groups from harness.accounting."""
+    counts = param_counts(_model(shape, vocab, variant)).as_dict()
     return {f"params_{g}": counts[g] for g in ("total", "non_embedding", "embedding", "lm_head", "attention",
                                                 "mlp", "norms", "attnres")}
 
@@ -157,14 +162,15 @@ def _one_run(spec: SyntheticSweep, rng: np.random.Generator, variant: str, mult:
         return (base + penalty) * math.exp(noise)
 
     layers_per_block = 2
+    model = _model(shape, spec.vocab_size, variant)
+    attn = variant != "baseline"
     curve_rows = []
     evals = [(k + 1) / spec.n_evals for k in range(spec.n_evals)] if with_curves else [1.0]
     for k, frac in enumerate(evals):
         val = loss_at(frac) + 0.3 * (1 - frac) ** 2  # early checkpoints sit above the final-loss law
-        attn = variant != "baseline"
         sources = _sources(variant, shape["n_layers"], layers_per_block) if attn else []
         curve_rows.append({
-            "run_id": run_id, "sweep": spec.sweep, "variant": variant, "size": size, "seed": seed,
+            "run_id": run_id, "sweep": spec.sweep, "arm": variant, "variant": model.variant, "size": size, "seed": seed,
             "step": (k + 1) * 10, "tokens": int(tokens * frac), "flops": compute_flops * frac,
             "compute_pfdays": compute_flops * frac / PF_DAY, "train_loss": val + 0.02, "val_loss": val,
             "lr": lr * 0.5 * (1 + math.cos(math.pi * frac)), "grad_norm": 1.0 / (1 + k), "tokens_per_s": 5e4,
@@ -176,9 +182,9 @@ def _one_run(spec: SyntheticSweep, rng: np.random.Generator, variant: str, mult:
         })
     final = curve_rows[-1]["val_loss"]
     row = {
-        "run_id": run_id, "sweep": spec.sweep, "variant": variant, "ladder": "tiny", "size": size,
+        "run_id": run_id, "sweep": spec.sweep, "arm": variant, "variant": model.variant, "ladder": "tiny", "size": size,
         **shape, "seq_len": spec.seq_len, "vocab_size": spec.vocab_size,
-        "attnres_blocks": shape["n_blocks"] if variant == "block" else None,
+        "attnres_blocks": model.n_attnres_blocks if attn else None, "attnres_block_size": model.block_size if attn else None,
         **p, "flops_per_token": fpt, "flops_per_token_forward": fpt / 3, "target_tokens": tokens, "tokens": tokens,
         "compute_flops": compute_flops, "compute_pfdays": compute_flops / PF_DAY, "seed": seed,
         "lr": lr, "batch_size": 32, "schedule": "cosine", "axes": axes,
@@ -192,39 +198,14 @@ def _one_run(spec: SyntheticSweep, rng: np.random.Generator, variant: str, mult:
     return row, curve_rows if with_curves else []
 
 
-_S, _I, _F = pa.string(), pa.int64(), pa.float64()
-_RUN_TYPES: list[tuple[str, pa.DataType]] = [
-    *[(c, _S) for c in ("run_id", "sweep", "variant", "ladder", "size")],
-    *[(c, _I) for c in ("n_blocks", "n_layers", "d_model", "n_heads", "d_ff", "seq_len", "vocab_size")],
-    ("attnres_blocks", _I),
-    *[(f"params_{g}", _I) for g in ("total", "non_embedding", "embedding", "lm_head", "attention", "mlp",
-                                    "norms", "attnres")],
-    ("flops_per_token", _F), ("flops_per_token_forward", _F), ("target_tokens", _I), ("tokens", _I),
-    ("compute_flops", _F), ("compute_pfdays", _F), ("seed", _I), ("lr", _F), ("batch_size", _I),
-    ("schedule", _S), ("axes", _S), ("status", _S), ("final_val_loss", _F), ("best_val_loss", _F),
-    ("final_train_loss", _F), ("n_evals", _I), ("problems", _S),
-    *[(c, _S) for c in ("torch_version", "numpy_version", "python_version", "attnres_version", "git_commit",
-                        "device", "hostname")],
-    ("started_at", _F), ("wall_s", _F), ("tokens_per_s", _F),
-]
-CURVES_SCHEMA = pa.schema([
-    *[(c, _S) for c in ("run_id", "sweep", "variant", "size")], ("seed", _I), ("step", _I), ("tokens", _I),
-    ("flops", _F), ("compute_pfdays", _F),
-    *[(c, _F) for c in ("train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s")],
-    ("layer_rms", pa.list_(_F)), ("depth_alpha", pa.list_(pa.list_(_F))),
-])
+CURVES_SCHEMA = tables.arrow_schema(tables.CURVES)
 
 
 def runs_schema(frame: pd.DataFrame) -> pa.Schema:
-    """runs.parquet's schema (docs/SCHEMAS.md) with this frame's axis_<name> columns after "axes"."""
-    fields = []
-    for name, typ in _RUN_TYPES:
-        fields.append((name, typ))
-        if name == "axes":
-            for c in sorted(c for c in frame.columns if c.startswith("axis_")):
-                numeric = pd.api.types.is_numeric_dtype(frame[c])
-                fields.append((c, _F if numeric else _S))
-    return pa.schema(fields)
+    """runs.parquet's schema (records/tables.py) with this frame's axis_<name> columns after "axes"."""
+    axes = sorted(c for c in frame.columns if c.startswith("axis_"))
+    return tables.arrow_schema(tables.RUNS, {c[5:]: "float64" if pd.api.types.is_numeric_dtype(frame[c]) else "string"
+                                             for c in axes})
 
 
 def write_results(runs: pd.DataFrame, curves: pd.DataFrame | None, results_dir: Path) -> tuple[Path, Path | None]:

@@ -18,8 +18,7 @@ from analysis.synthetic import SyntheticSweep, write_synthetic
 SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "SCHEMAS.md"
 FAST = AnalysisOptions(n_boot=50, chinchilla_n_starts=8)
 _TYPES = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "Int64 (nullable)": pa.int64(),
-          "list<float64>": pa.list_(pa.float64()),
-          "list<list<float64>> (null for baseline)": pa.list_(pa.list_(pa.float64()))}
+          "list<float64>": pa.list_(pa.float64()), "list<list<float64>>": pa.list_(pa.list_(pa.float64()))}
 
 
 def _documented_columns(section: str) -> dict[str, pa.DataType]:

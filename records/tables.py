@@ -104,12 +104,21 @@ def markdown(table: tuple[Column, ...]) -> str:
     """The table as docs/SCHEMAS.md and the README show it (axis_<name> after "axes")."""
     rows = ["| column | type | unit / meaning |", "|---|---|---|"]
     for c in table:
-        rows.append(f"| {', '.join(c.names)} | {c.type} | {c.meaning} |")
+        rows.append(_row(c))
         if c.names == ("axes",):
-            rows.append(f"| {', '.join(AXES.names)} | {AXES.type} | {AXES.meaning} |")
+            rows.append(_row(AXES))
     return "\n".join(rows)
 
 
+def _row(c: Column) -> str:
+    return "|" + "|".join(f" {cell} " if cell else " " for cell in (", ".join(c.names), c.type, c.meaning)) + "|"
+
+
+def document() -> str:
+    """Both tables with their headings: the end of docs/SCHEMAS.md, verbatim (tests/test_docs.py)."""
+    return ("## results/<sweep>/runs.parquet (one row per run)\n" + markdown(RUNS) + "\n\n"
+            "## results/<sweep>/curves.parquet (one row per evaluation point)\n" + markdown(CURVES) + "\n")
+
+
 if __name__ == "__main__":
-    print("## results/<sweep>/runs.parquet (one row per run)\n" + markdown(RUNS))
-    print("\n## results/<sweep>/curves.parquet (one row per evaluation point)\n" + markdown(CURVES))
+    print(document(), end="")

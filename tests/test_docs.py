@@ -1,15 +1,28 @@
-"""The README's parquet schema tables are the contract in docs/SCHEMAS.md (which the collector and
-analysis tests check against the real files), so the two must not drift apart."""
+"""The parquet tables are defined once (records/tables.py); docs/SCHEMAS.md and the README show
+them, and must not drift from that definition (the collector and analysis tests check the real
+files against the same definition)."""
 
+import subprocess
+import sys
 from pathlib import Path
+
+from records import tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_readme_parquet_tables_match_schemas_doc():
+def test_schemas_doc_ends_with_the_generated_tables():
+    """docs/SCHEMAS.md's result tables are exactly what `python -m records.tables` prints, from
+    their headings to the end of the file (no row added, dropped or edited by hand)."""
+    printed = subprocess.run([sys.executable, "-m", "records.tables"], capture_output=True, text=True, check=True,
+                             cwd=ROOT).stdout
+    assert printed == tables.document()
     schemas = (ROOT / "docs" / "SCHEMAS.md").read_text()
-    tables = schemas[schemas.index("## results/<sweep>/runs.parquet"):]
-    rows = [ln for ln in tables.splitlines() if ln.startswith("|")]
-    readme = set((ROOT / "README.md").read_text().splitlines())
-    missing = [r for r in rows if r not in readme]
-    assert len(rows) > 30 and not missing, missing
+    tail = schemas[schemas.index("## results/<sweep>/runs.parquet"):]
+    assert tail == printed, "regenerate the tables: python -m records.tables"
+
+
+def test_readme_parquet_tables_match_schemas_doc():
+    readme = (ROOT / "README.md").read_text()
+    for table in (tables.RUNS, tables.CURVES):
+        assert tables.markdown(table) in readme, "copy the tables from `python -m records.tables` into the README"

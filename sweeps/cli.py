@@ -23,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-from records.choices import Executor, choices
+from records.choices import Executor, RunState, choices
 
 
 def _sweep_names() -> list[str]:
@@ -246,13 +246,13 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     print(result.summary() if not args.dry_run else
           f"{sweep.name}: dry run: {sum(d.action == 'submit' for d in result.decisions)} of "
           f"{len(result.decisions)} runs would be submitted ({args.executor})")
-    if args.executor == "slurm" and result.job_ids:
+    if args.executor == Executor.SLURM and result.job_ids:
         print(f"follow with: attnres status {args.sweep}"
               + (f" --runs-root {args.runs_root}" if args.runs_root else ""))
         if args.wait:
             wait_slurm(sorted(set(result.job_ids.values())), timeout_s=args.wait_timeout)
             return _cmd_status(argparse.Namespace(sweep=args.sweep, runs_root=args.runs_root, json=False, logs=False))
-    bad = [s for s in result.final_states.values() if s != "done"]
+    bad = [s for s in result.final_states.values() if s != RunState.DONE]
     return 1 if bad else 0
 
 

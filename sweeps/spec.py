@@ -73,6 +73,7 @@ from records.config import (
     TrainConfig,
     check_setting,
 )
+from records.steps import fraction_of_steps, nearest_steps, tokens_per_step
 from sweeps import rules
 
 SWEEPS_DIR = Path(__file__).resolve().parent
@@ -910,10 +911,10 @@ def _expand_one(sweep: Sweep, arm: Arm, size: str, axis_values: dict[str, Any]) 
         ctx = rules.RuleContext(ladder=sweep.ladder, size=size, reference=LADDERS[sweep.ladder][size].reference,
                                 seq_len=model.seq_len, tokens=int(tokens), compute=fpt * tokens)
         values = {**rules.derive(sweep.rules, ctx), **explicit, **extra, "seed": seed}
-        tps = int(values.get("batch_size", TrainConfig.batch_size)) * model.seq_len
-        values["tokens"] = max(1, round(tokens / tps)) * tps  # whole optimizer steps
+        tps = tokens_per_step(int(values.get("batch_size", TrainConfig.batch_size)), model.seq_len)
+        values["tokens"] = nearest_steps(tokens, tps) * tps  # whole optimizer steps
         if "eval_every_tokens" in values and values["eval_every_tokens"] is not None:
-            values["eval_every_tokens"] = max(tps, round(values["eval_every_tokens"] / tps) * tps)
+            values["eval_every_tokens"] = nearest_steps(values["eval_every_tokens"], tps) * tps
         try:
             return TrainConfig(**values)
         except ConfigError as e:
@@ -948,14 +949,15 @@ def _wsd_family(sweep: Sweep, points: list[_Point], seed: int, seq_len: int, mak
     points = sorted(points, key=lambda p: p.tokens)
     top = points[-1]
     probe = make_train(top.tokens, seed, {"schedule": "wsd", "decay_frac": f})
-    tps = probe.batch_size * seq_len
-    warmup = probe.warmup_tokens if probe.warmup_tokens is not None else round(probe.warmup_frac * probe.tokens / tps) * tps
+    tps = tokens_per_step(probe.batch_size, seq_len)
+    warmup = (probe.warmup_tokens if probe.warmup_tokens is not None
+              else nearest_steps(probe.warmup_frac * probe.tokens, tps, at_least=0) * tps)
     shared = {"schedule": "wsd", "batch_size": probe.batch_size, "lr": probe.lr, "warmup_tokens": warmup,
               "decay_frac": f}
     branches: list[tuple[_Point, int, TrainConfig]] = []
     for p in points[:-1]:
-        steps = max(2, round(p.tokens / tps))
-        decay_steps = max(1, round(f * steps))
+        steps = nearest_steps(p.tokens, tps, at_least=2)
+        decay_steps = fraction_of_steps(f, steps, at_least=1)
         start = (steps - decay_steps) * tps  # the branch point: a whole step, inside the stable phase
         if start < warmup:
             raise SweepError(f"{sweep.file}: [budget]: budget {p.tag} cools down from {start} tokens, before the "

@@ -59,8 +59,8 @@ from typing import Any, ClassVar
 
 from harness.accounting import ParamCounts, flops_per_token, param_counts
 from harness.ladder import LADDERS
-from harness.residuals import VARIANTS
 from records import config as hconfig
+from records.choices import Variant, choices
 from records.config import (
     AT_LEAST_1,
     NON_NEGATIVE,
@@ -550,7 +550,7 @@ def _parse_axes(c: _Checker, table: dict[str, Any], where: str) -> dict[str, lis
 
 def _parse_arms(c: _Checker, variants: Any) -> tuple[Arm, ...]:
     if variants is None:
-        raise c.fail("[variants]", "missing", f"add e.g. variants = ['baseline', 'full'] (known: {sorted(VARIANTS)})")
+        raise c.fail("[variants]", "missing", f"add e.g. variants = ['baseline', 'full'] (known: {sorted(choices(Variant))})")
     if isinstance(variants, list):
         for v in variants:
             if not isinstance(v, str):
@@ -580,9 +580,9 @@ def _parse_arm(c: _Checker, name: str, body: Any) -> Arm:
         raise c.fail(f"[variants.{name}.axes]", "expected a table", "write axes = {lr = [1e-3, 3e-3]}")
     body.setdefault("variant", name)
     variant = c.string(body["variant"], f"{where}.variant")
-    if variant not in VARIANTS:
+    if variant not in choices(Variant):
         raise c.fail(f"{where}.variant", f"{variant!r} is not a residual variant",
-                     f"set variant to one of {sorted(VARIANTS)} (harness/residuals.py)")
+                     f"set variant to one of {sorted(choices(Variant))} (harness/residuals.py)")
     before = len(c.problems)
     _check_settings(c, body, where, model_ok=True, train_ok=False)
     _check_settings(c, train, f"[variants.{name}.train]", model_ok=False, train_ok=True)

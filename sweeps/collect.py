@@ -234,7 +234,7 @@ def _columns_from(doc: dict[str, Any], paths: dict[str, str], where: str, proble
 
 def _run_files(rd: RunDir) -> tuple[Path, ...]:
     """The files a run's row and curve are computed from (its fingerprint covers exactly these)."""
-    return rd.spec_path, rd.status_path, rd.metrics_path, rd.env_path
+    return rd.spec_path, rd.status_path, rd.metrics_path, rd.env_path, rd.derived_path
 
 
 def _fingerprint(rd: RunDir) -> list[list[int] | None]:
@@ -396,6 +396,11 @@ def _spec_columns(rd: RunDir, run_id: str, sweep: str, started: bool, problems: 
     except ValueError:  # json.JSONDecodeError included
         problems.append("spec.json is corrupt")
         return {}, {"axes": None, "axis_values": {}}
+    if rd.derived_path.exists():  # training's derived values (older directories: spec.json's "derived" block)
+        try:
+            spec = {**spec, "derived": rd.read_derived().to_dict()}
+        except ValueError as e:
+            problems.append(str(e))
     cols = {**_columns_from(spec, _SPEC_PATHS, "spec.json", problems), **_shape_columns(spec)}
     if spec.get("arm"):  # the sweep's arm name (ablation arms may share a residual variant)
         cols["variant"] = str(spec["arm"])

@@ -73,6 +73,7 @@ from records.config import (
     TrainConfig,
     check_setting,
 )
+from records.rundir import KeptCheckpoint
 from records.steps import fraction_of_steps, nearest_steps, tokens_per_step
 from sweeps import rules
 
@@ -283,10 +284,8 @@ class PlannedRun:
 
 def branch_point(spec: RunSpec) -> int:
     """Tokens already trained in the checkpoint a run starts from (0 unless it is a WSD branch)."""
-    if not spec.train.init_from:
-        return 0
-    m = re.search(r"tokens_(\d+)\.pt$", spec.train.init_from)
-    return int(m.group(1)) if m else 0
+    kept = KeptCheckpoint.from_path(spec.train.init_from) if spec.train.init_from else None
+    return kept.tokens if kept else 0
 
 
 # ----------------------------------------------------------------------------- locating files
@@ -970,6 +969,6 @@ def _wsd_family(sweep: Sweep, points: list[_Point], seed: int, seq_len: int, mak
     trunk = make_run(trunk_train, top)
     out = [trunk]
     for p, start, train in branches:
-        train = dataclasses.replace(train, init_from=f"{trunk.run_id}/ckpt/tokens_{start}.pt")
+        train = dataclasses.replace(train, init_from=KeptCheckpoint(start).init_from(trunk.run_id))
         out.append(make_run(train, p, depends_on=trunk.run_id))
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import math
 import multiprocessing as mp
 import os
@@ -20,7 +21,7 @@ import pytest
 
 import sweeps.collect as collect_mod
 from records.config import ModelConfig, TrainConfig
-from records.rundir import METRIC_FIELDS, RunDir
+from records.rundir import METRIC_FIELDS, Derived, RunDir
 from sweeps.cli import register_collect
 from sweeps.collect import CURVES_SCHEMA, collect, runs_schema
 
@@ -31,7 +32,8 @@ TOKENS_PER_STEP = 8 * 128  # batch_size x seq_len below
 
 def spec_dict(run_id: str, variant: str = "baseline", n_blocks: int = 2, n_evals: int = 4, seed: int = 0,
               axes: dict | None = None, attnres_blocks: int | None = None) -> dict:
-    """A spec.json as training writes it: RunSpec.to_dict() (every config field) plus "derived"."""
+    """A spec.json as training of earlier versions wrote it: RunSpec.to_dict() (every config field) plus
+    "derived" (training now writes the derived values to derived.json: ``new_layout``)."""
     model = {f.name: f.default for f in fields(ModelConfig)}
     model.update(variant=variant, n_blocks=n_blocks, attnres_blocks=attnres_blocks)
     steps = n_evals * STEPS_PER_EVAL
@@ -88,6 +90,13 @@ def make_run(root: Path, run_id: str, state: str = "done", n_evals: int = 4, eva
     write_rows(rd, spec, 0, done * STEPS_PER_EVAL)
     rd.set_status(state, step=done * STEPS_PER_EVAL, tokens=done * STEPS_PER_EVAL * TOKENS_PER_STEP, attempts=1)
     return rd
+
+
+def new_layout(rd: RunDir) -> None:
+    """The run directory as training writes it now: spec.json as launch wrote it, derived.json beside it."""
+    spec = rd.read_spec()
+    rd.write_derived(Derived(**spec.pop("derived")))
+    rd.write_spec(spec)
 
 
 def read(path: Path) -> list[dict]:
@@ -184,6 +193,22 @@ def test_rows_carry_the_run_and_its_curve(roots):
     assert blk["compute_pfdays"] == pytest.approx(blk["flops"] / 8.64e19, rel=1e-12)
 
 
+def test_derived_json_and_the_older_spec_block_give_the_same_row(roots):
+    """Training writes derived.json; run directories of earlier versions hold the same values in
+    spec.json's "derived" block. Both collect to the same row, without problems."""
+    runs, results = roots
+    make_run(runs, "old", variant="block", n_blocks=3, attnres_blocks=3)
+    new = make_run(runs, "new", variant="block", n_blocks=3, attnres_blocks=3)
+    new_layout(new)
+    assert "derived" not in new.read_spec() and new.derived_path.exists()
+    s = collect(SWEEP, runs, results)
+    assert s.problems == []
+    rows = by_id(read(results / SWEEP / "runs.parquet"))
+    assert rows["new"]["params_total"] is not None and rows["new"]["flops_per_token"] is not None
+    assert {k: v for k, v in rows["new"].items() if k not in ("run_id", "problems")} == \
+        {k: v for k, v in rows["old"].items() if k not in ("run_id", "problems")}
+
+
 # --------------------------------------------------------------------------- idempotent and incremental
 
 
@@ -244,7 +269,8 @@ def test_done_run_without_metrics_or_final_eval_is_flagged(roots):
     make_run(runs, "no-metrics").metrics_path.unlink()
     make_run(runs, "short", n_evals=4, evals_done=3)  # says done, but the last evaluation is missing
     bad = make_run(runs, "bad-values", variant="full", n_evals=2)
-    bad.append_metrics({**metric_row(bad.read_spec(), "eval", 30), "val_loss": "n/a", "depth_alpha": [1.0]})
+    with open(bad.metrics_path, "a") as f:  # a writer that broke the schema (RunDir.append_metrics refuses it)
+        f.write(json.dumps({**metric_row(bad.read_spec(), "eval", 30), "val_loss": "n/a", "depth_alpha": [1.0]}) + "\n")
     s = collect(SWEEP, runs, results)
     rows = by_id(read(results / SWEEP / "runs.parquet"))
     assert s.counts == {"done": 3}

@@ -5,7 +5,7 @@
     attnres figures demo                 # -> results/demo/figures/*.png|svg
     attnres report demo                  # fits.json + figures + results/demo/report.md
     attnres fit --table analysis/reference/paper_table2.csv --c-col compute_pfdays \\
-        --loss-col val_loss --variant-col variant --size-col size --n-col params_active --d-col tokens
+        --loss-col val_loss --arm-col variant --size-col size --n-col params_active --d-col tokens
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         opts = _options(args)
         if args.table:
             obs = load_table(args.table, loss_col=args.loss_col, n_col=args.n_col, d_col=args.d_col, c_col=args.c_col,
-                             variant_col=args.variant_col, size_col=args.size_col, run_col=args.run_col,
+                             arm_col=args.arm_col, size_col=args.size_col, run_col=args.run_col,
                              seed_col=args.seed_col, query=args.query, compute_unit=args.compute_unit)
             a = analyse(obs, opts, sweep=Path(args.table).stem)
             out = Path(args.out) if args.out else None
@@ -184,7 +184,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the sweep supports them. Reads RESULTS_ROOT/SWEEP/runs.parquet and writes RESULTS_ROOT/SWEEP/fits.json, or "
         "fits any table (--table).",
         epilog="Examples: attnres fit demo;  attnres fit demo --json > fits.json;  attnres fit --table "
-        "analysis/reference/paper_table2.csv --c-col compute_pfdays --loss-col val_loss --variant-col variant "
+        "analysis/reference/paper_table2.csv --c-col compute_pfdays --loss-col val_loss --arm-col variant "
         "--size-col size --n-col params_active --d-col tokens")
     _add_common(fit, sweep_required=False)
     t = fit.add_argument_group("fitting any table (CSV or parquet) instead of a sweep")
@@ -193,7 +193,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--n-col", help="column of the parameter count N")
     t.add_argument("--d-col", help="column of the training tokens D (default: C / (6 N))")
     t.add_argument("--c-col", help="column of the compute C (default: 6 N D FLOPs)")
-    t.add_argument("--variant-col", help="column naming the variant (default: one variant 'all')")
+    t.add_argument("--arm-col", "--variant-col", dest="arm_col",
+                   help="column naming the arm (the paper's 'variant'; default: one arm 'all')")
     t.add_argument("--size-col", help="column labelling the model size (default: N, or C)")
     t.add_argument("--run-col", help="column identifying runs, when rows are checkpoints (bootstrap clusters)")
     t.add_argument("--seed-col", help="column of the seed")

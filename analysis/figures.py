@@ -140,7 +140,7 @@ def loss_vs_compute(a: Analysis) -> Figure | None:
     with matplotlib.rc_context(RC):
         fig = _new(7.0, 4.8)
         ax = fig.add_subplot()
-        variants = a.variants
+        variants = a.arms
         c_all = a.observations.compute
         grid = np.geomspace(c_all.min() / 1.3, c_all.max() * 1.3, 200)
         for v in variants:
@@ -193,7 +193,7 @@ def multiplier_vs_compute(a: Analysis) -> Figure | None:
         arms = sorted(set(shift) | set(a.multipliers.get(sep_form, {})))
         span = (a.observations.compute.min() / 1.5, a.observations.compute.max() * 1.5)
         for k, v in enumerate(arms):
-            col = color(v, a.variants)
+            col = color(v, a.arms)
             if v in shift:
                 e = shift[v]
                 ax.fill_between(span, e.low, e.high, color=col, alpha=0.15, lw=0)
@@ -237,9 +237,9 @@ def training_curves(a: Analysis) -> Figure | None:
         for k, size in enumerate(order):
             ax = axes[k // ncols][k % ncols]
             for _, g in df[df["run_id"].map(size_of) == size].groupby("run_id", sort=True):
-                v = str(g["variant"].iloc[0])
+                v = str(g["arm"].iloc[0])
                 g = g[np.isfinite(g["val_loss"].astype(float))]
-                ax.plot(g["tokens"], g["val_loss"], color=color(v, a.variants), lw=1.3, alpha=0.85,
+                ax.plot(g["tokens"], g["val_loss"], color=color(v, a.arms), lw=1.3, alpha=0.85,
                         label=label(v))
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())
@@ -294,7 +294,7 @@ def _last_eval_of_largest(a: Analysis, column: str) -> dict[str, tuple[str, Any]
     df = a.curves.frame[a.curves.frame["run_id"].isin(set(runs["run_id"]))]
     df = df[df[column].notna()]
     out = {}
-    for v, g in df.groupby("variant", sort=True):
+    for v, g in df.groupby("arm", sort=True):
         r = runs[runs["run_id"].isin(set(g["run_id"]))].sort_values(["params_non_embedding", "seed", "run_id"])
         if r.empty:
             continue
@@ -346,11 +346,11 @@ def layer_rms(a: Analysis) -> Figure | None:
         for v in sorted(data):
             size, values = data[v]
             values = np.asarray(values, dtype=float)
-            ax.plot(np.arange(1, len(values) + 1), values, "o-", ms=3, color=color(v, a.variants),
+            ax.plot(np.arange(1, len(values) + 1), values, "o-", ms=3, color=color(v, a.arms),
                     label=f"{label(v)} ({size})")
         ax.set_xlabel("layer l (each attention and MLP sublayer is one layer)")
         ax.set_ylabel("RMS of the sublayer output f_l(h_l)")
-        missing = [label(v) for v in a.variants if v not in data]
+        missing = [label(v) for v in a.arms if v not in data]
         ax.set_title("Per-layer output magnitude at the last evaluation"
                      + (f"\n(not logged for: {', '.join(missing)})" if missing else ""), fontsize=10)
         ax.legend()

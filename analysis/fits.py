@@ -152,7 +152,7 @@ def fit_paper(obs: Observations, variant: str | None = None) -> CurveFit:
 
 
 def _single_variant(obs: Observations) -> str:
-    vs = obs.variants
+    vs = obs.arms
     if len(vs) != 1:
         raise ValueError(f"expected the points of one variant, got {vs}; select with obs.of(variant)")
     return vs[0]

@@ -161,7 +161,7 @@ def to_dict(a: Analysis) -> dict[str, Any]:
         "source": a.source,
         "compute_unit": a.observations.compute_unit,
         "baseline": a.options.baseline,
-        "variants": a.variants,
+        "arms": a.arms,
         "headline_form": a.headline_form,
         "options": opts,
         "multiplier_definition": "m = C_baseline(L_arm) / C_arm: the baseline needs m times the compute to reach "

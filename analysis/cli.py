@@ -14,15 +14,21 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from analysis.fits import EPOCH_GRID, FORMS
-from analysis.load import AnalysisInputError, load_table, resolve_results_dir
-from analysis.pipeline import HEADLINE_FORMS, AnalysisOptions, analyse, analyse_results
-from analysis.select import PROTOCOLS
-from analysis.serialize import to_dict, write_fits
+from records.choices import Curvature, FitForm, HparamProtocol, choices
+
+# the fitting stack (numpy, pandas, scipy, matplotlib) is imported inside the commands, so that
+# building this parser (`attnres --help`, any other command) stays cheap
+FORMS = choices(FitForm)
+HEADLINE_FORMS = tuple(f.value for f in FitForm.headline_forms())
+PROTOCOLS = choices(HparamProtocol)
 
 
 def _parse_grid(items: list[str]) -> dict[str, tuple[float, ...]]:
+    from analysis.fits import EPOCH_GRID
+    from analysis.load import AnalysisInputError
+
     grid = {}
     for item in items:
         name, _, values = item.partition("=")
@@ -57,7 +63,7 @@ def _add_common(p: argparse.ArgumentParser, sweep_required: bool = True) -> None
                    help="the headline multiplier: shift (default: the paired shift model, one shared baseline "
                    "curve, seeds as replication), paper (the paper's convention: separate fits read at the largest "
                    "compute), saturating or isoflop")
-    g.add_argument("--curvature", default="auto", choices=("auto", "none", "quadratic"),
+    g.add_argument("--curvature", default="auto", choices=choices(Curvature),
                    help="shift: the baseline curve in log-log; auto adds a quadratic term only when the baseline "
                    "alone calls for it (>= 5 sizes, or 4 with seeds, and an F-test at p < 0.05)")
     g.add_argument("--saturating-floor", type=float, default=None, metavar="E",
@@ -88,7 +94,10 @@ def _add_common(p: argparse.ArgumentParser, sweep_required: bool = True) -> None
                    "clustered by run); meaningful for constant/WSD schedules, not cosine")
 
 
-def _options(args: argparse.Namespace) -> AnalysisOptions:
+def _options(args: argparse.Namespace) -> Any:
+    from analysis.load import AnalysisInputError
+    from analysis.pipeline import AnalysisOptions
+
     try:
         return AnalysisOptions(
             baseline=args.baseline, forms=tuple(args.forms), headline_form=args.headline_form, n_boot=args.n_boot,
@@ -107,11 +116,16 @@ def _fail(command: str, e: Exception) -> int:
 
 
 def _results_dir(args: argparse.Namespace) -> Path:
+    from analysis.load import resolve_results_dir
+
     return resolve_results_dir(args.sweep, args.results_root)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from analysis.load import AnalysisInputError, load_table
+    from analysis.pipeline import analyse, analyse_results
     from analysis.report import summary_text
+    from analysis.serialize import to_dict, write_fits
 
     try:
         opts = _options(args)
@@ -145,11 +159,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_figures(args: argparse.Namespace) -> int:
     from analysis.figures import write_figures
+    from analysis.pipeline import analyse_results
 
     try:
         rd = _results_dir(args)
         a = analyse_results(rd, _options(args))
-    except (AnalysisInputError, ValueError) as e:
+    except ValueError as e:  # AnalysisInputError included
         return _fail("figures", e)
     paths = write_figures(a, rd / "figures")
     print(f"wrote {len(paths)} files under {rd / 'figures'}: " + ", ".join(sorted({p.stem for p in paths})))
@@ -163,7 +178,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         rd = _results_dir(args)
         r = regenerate(rd, _options(args))
-    except (AnalysisInputError, ValueError) as e:
+    except ValueError as e:  # AnalysisInputError included
         return _fail("report", e)
     print("\n".join(headline_lines(r.analysis, markdown=False)))
     for h in r.analysis.headline.values():

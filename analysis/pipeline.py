@@ -49,8 +49,9 @@ from analysis.multiplier import Interval, VariantMultipliers, bootstrap_multipli
 from analysis.power import PowerRow, design_power, noise_from_estimate
 from analysis.select import PROTOCOLS, Selection, select_runs
 from analysis.shift import ShiftError, ShiftFit, fit_shift
+from records.choices import Curvature, FitForm, choices
 
-HEADLINE_FORMS = ("shift", "paper", "saturating", "isoflop")
+HEADLINE_FORMS = tuple(f.value for f in FitForm.headline_forms())
 # distinct sizes per arm to attempt a form; saturating: with fewer than 6 the floor E is not identified
 # (on the 4-size demo it landed at 1e-13 to 1e-37 with 1 residual dof)
 MIN_SIZES = {"paper": 3, "saturating": 6}
@@ -87,8 +88,8 @@ class AnalysisOptions:
             raise ValueError(f"ci_level: must be in (0, 1), got {self.ci_level} (e.g. 0.9 for 90%)")
         if self.hparam_protocol not in PROTOCOLS:
             raise ValueError(f"hparam_protocol: {self.hparam_protocol!r}; use one of {', '.join(PROTOCOLS)}")
-        if self.curvature not in ("auto", "none", "quadratic"):
-            raise ValueError(f"curvature: {self.curvature!r}; use auto, none or quadratic")
+        if self.curvature not in choices(Curvature):
+            raise ValueError(f"curvature: {self.curvature!r}; use one of {', '.join(choices(Curvature))}")
 
 
 @dataclass(frozen=True)

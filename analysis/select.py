@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import AnalysisInputError, RunTable
+from records.choices import HparamProtocol, choices
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def classify_axes(frame: pd.DataFrame, axes: tuple[str, ...]) -> tuple[tuple[str
     return tuple(hp), tuple(data)
 
 
-PROTOCOLS = ("per-arm", "baseline")
+PROTOCOLS = choices(HparamProtocol)
 
 
 def select_runs(table: RunTable, loss_col: str = "final_val_loss",

@@ -20,6 +20,7 @@ metadata, so the same inputs give the same bytes.
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from analysis.pipeline import Analysis
+from records.rundir import atomic_write_bytes
 
 DPI = 150
 RC = {
@@ -70,7 +72,8 @@ def _new(width: float, height: float) -> Figure:
 
 
 def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
-    """Write ``name``.png and ``name``.svg deterministically; returns both paths."""
+    """Write ``name``.png and ``name``.svg deterministically and atomically (a file whose bytes would
+    not change is left alone, mtime included); returns both paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     engine = fig.get_layout_engine()
@@ -81,7 +84,10 @@ def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
     with matplotlib.rc_context(RC):
         for ext, meta in (("png", PNG_METADATA), ("svg", SVG_METADATA)):
             path = out_dir / f"{name}.{ext}"
-            fig.savefig(path, format=ext, dpi=DPI, metadata=meta)
+            buf = io.BytesIO()
+            fig.savefig(buf, format=ext, dpi=DPI, metadata=meta)
+            if not (path.exists() and path.read_bytes() == buf.getvalue()):
+                atomic_write_bytes(path, buf.getvalue())
             paths.append(path)
     return paths
 

@@ -120,7 +120,7 @@ def fit_baseline_curve(x: np.ndarray, y: np.ndarray, curvature: str = "auto",
         rule = "power law (curvature off, as requested)"
     elif not testable:
         rule = (f"power law: curvature is tested with >= {CURVATURE_MIN_SIZES} sizes, or 4 with seeds "
-                f"(here {n} size(s) and one seed)")
+                f"(here {n} sizes{'' if pure_error is not None else ', one seed each'})")
     else:
         var, dof = _noise(fits[2][2], fits[2][3], pure_error)
         f = (fits[1][2] - fits[2][2]) / var if var > 0 else np.inf

@@ -101,6 +101,37 @@ def test_written_rows_and_derived_follow_the_schema(tmp_path, corpus):
     assert derived.steps == 20 and derived.tokens_per_step == 8 * 32 and derived.params["attnres"] > 0
 
 
+def test_a_run_directory_of_an_earlier_version_resumes_and_keeps_its_layout(tmp_path, corpus, monkeypatch):
+    """Directories written before derived.json existed hold the derived values in spec.json's
+    "derived" block: such a run stops (here at a step boundary after step 25) and resumes to the rows
+    of an uninterrupted run, and training leaves its layout alone (no derived.json, spec.json as it
+    was)."""
+    from harness.runinfo import derived
+    from harness.trainer import Trainer
+
+    ref = make_run(tmp_path, "ref", corpus, variant="baseline", tokens=8 * 32 * 40)
+    assert train_run(ref.path) == "done"
+    old = make_run(tmp_path, "old", corpus, variant="baseline", tokens=8 * 32 * 40)
+    spec = RunSpec.from_dict(old.read_spec())
+    old.write_spec({**spec.to_dict(), "derived": derived(spec).to_dict()})
+    written = old.spec_path.read_bytes()
+    real_step = Trainer.train_step
+
+    def stop_after_25(self):  # as SIGTERM would: the loop stops at the next step boundary
+        if self.step == 25:
+            self.stop.signum = signal.SIGTERM
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", stop_after_25)
+    assert train_run(old.path) == "preempted"
+    monkeypatch.undo()
+    assert old.read_status()["step"] < 40
+    assert train_run(old.path) == "done"
+    assert not old.derived_path.exists() and old.spec_path.read_bytes() == written
+    assert old.read_derived() == ref.read_derived()
+    assert rows_without_timing(old) == rows_without_timing(ref)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

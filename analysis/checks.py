@@ -51,7 +51,7 @@ class SeedSpread:
 def leave_largest_out(obs: Observations, form: str, huber_delta: float = 1e-3,
                       floor: float | None = None) -> list[ExtrapolationCheck]:
     out = []
-    for v in obs.variants:
+    for v in obs.arms:
         o = obs.of(v)
         order = o.size_order()
         largest = order[-1]
@@ -72,7 +72,7 @@ def leave_largest_out(obs: Observations, form: str, huber_delta: float = 1e-3,
 
 def seed_spread(obs: Observations) -> list[SeedSpread]:
     out = []
-    for v in obs.variants:
+    for v in obs.arms:
         o = obs.of(v)
         for s in o.size_order():
             m = o.size == s

@@ -5,7 +5,7 @@
     attnres figures demo                 # -> results/demo/figures/*.png|svg
     attnres report demo                  # fits.json + figures + results/demo/report.md
     attnres fit --table analysis/reference/paper_table2.csv --c-col compute_pfdays \\
-        --loss-col val_loss --variant-col variant --size-col size --n-col params_active --d-col tokens
+        --loss-col val_loss --arm-col variant --size-col size --n-col params_active --d-col tokens
 """
 
 from __future__ import annotations
@@ -14,15 +14,21 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from analysis.fits import EPOCH_GRID, FORMS
-from analysis.load import AnalysisInputError, load_table, resolve_results_dir
-from analysis.pipeline import HEADLINE_FORMS, AnalysisOptions, analyse, analyse_results
-from analysis.select import PROTOCOLS
-from analysis.serialize import to_dict, write_fits
+from records.choices import Curvature, FitForm, HparamProtocol, choices
+
+# the fitting stack (numpy, pandas, scipy, matplotlib) is imported inside the commands, so that
+# building this parser (`attnres --help`, any other command) stays cheap
+FORMS = choices(FitForm)
+HEADLINE_FORMS = tuple(f.value for f in FitForm.headline_forms())
+PROTOCOLS = choices(HparamProtocol)
 
 
 def _parse_grid(items: list[str]) -> dict[str, tuple[float, ...]]:
+    from analysis.fits import EPOCH_GRID
+    from analysis.load import AnalysisInputError
+
     grid = {}
     for item in items:
         name, _, values = item.partition("=")
@@ -57,7 +63,7 @@ def _add_common(p: argparse.ArgumentParser, sweep_required: bool = True) -> None
                    help="the headline multiplier: shift (default: the paired shift model, one shared baseline "
                    "curve, seeds as replication), paper (the paper's convention: separate fits read at the largest "
                    "compute), saturating or isoflop")
-    g.add_argument("--curvature", default="auto", choices=("auto", "none", "quadratic"),
+    g.add_argument("--curvature", default="auto", choices=choices(Curvature),
                    help="shift: the baseline curve in log-log; auto adds a quadratic term only when the baseline "
                    "alone calls for it (>= 5 sizes, or 4 with seeds, and an F-test at p < 0.05)")
     g.add_argument("--saturating-floor", type=float, default=None, metavar="E",
@@ -88,7 +94,10 @@ def _add_common(p: argparse.ArgumentParser, sweep_required: bool = True) -> None
                    "clustered by run); meaningful for constant/WSD schedules, not cosine")
 
 
-def _options(args: argparse.Namespace) -> AnalysisOptions:
+def _options(args: argparse.Namespace) -> Any:
+    from analysis.load import AnalysisInputError
+    from analysis.pipeline import AnalysisOptions
+
     try:
         return AnalysisOptions(
             baseline=args.baseline, forms=tuple(args.forms), headline_form=args.headline_form, n_boot=args.n_boot,
@@ -107,17 +116,22 @@ def _fail(command: str, e: Exception) -> int:
 
 
 def _results_dir(args: argparse.Namespace) -> Path:
+    from analysis.load import resolve_results_dir
+
     return resolve_results_dir(args.sweep, args.results_root)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from analysis.load import AnalysisInputError, load_table
+    from analysis.pipeline import analyse, analyse_results
     from analysis.report import summary_text
+    from analysis.serialize import to_dict, write_fits
 
     try:
         opts = _options(args)
         if args.table:
             obs = load_table(args.table, loss_col=args.loss_col, n_col=args.n_col, d_col=args.d_col, c_col=args.c_col,
-                             variant_col=args.variant_col, size_col=args.size_col, run_col=args.run_col,
+                             arm_col=args.arm_col, size_col=args.size_col, run_col=args.run_col,
                              seed_col=args.seed_col, query=args.query, compute_unit=args.compute_unit)
             a = analyse(obs, opts, sweep=Path(args.table).stem)
             out = Path(args.out) if args.out else None
@@ -145,11 +159,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_figures(args: argparse.Namespace) -> int:
     from analysis.figures import write_figures
+    from analysis.pipeline import analyse_results
 
     try:
         rd = _results_dir(args)
         a = analyse_results(rd, _options(args))
-    except (AnalysisInputError, ValueError) as e:
+    except ValueError as e:  # AnalysisInputError included
         return _fail("figures", e)
     paths = write_figures(a, rd / "figures")
     print(f"wrote {len(paths)} files under {rd / 'figures'}: " + ", ".join(sorted({p.stem for p in paths})))
@@ -163,7 +178,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         rd = _results_dir(args)
         r = regenerate(rd, _options(args))
-    except (AnalysisInputError, ValueError) as e:
+    except ValueError as e:  # AnalysisInputError included
         return _fail("report", e)
     print("\n".join(headline_lines(r.analysis, markdown=False)))
     for h in r.analysis.headline.values():
@@ -184,7 +199,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the sweep supports them. Reads RESULTS_ROOT/SWEEP/runs.parquet and writes RESULTS_ROOT/SWEEP/fits.json, or "
         "fits any table (--table).",
         epilog="Examples: attnres fit demo;  attnres fit demo --json > fits.json;  attnres fit --table "
-        "analysis/reference/paper_table2.csv --c-col compute_pfdays --loss-col val_loss --variant-col variant "
+        "analysis/reference/paper_table2.csv --c-col compute_pfdays --loss-col val_loss --arm-col variant "
         "--size-col size --n-col params_active --d-col tokens")
     _add_common(fit, sweep_required=False)
     t = fit.add_argument_group("fitting any table (CSV or parquet) instead of a sweep")
@@ -193,7 +208,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--n-col", help="column of the parameter count N")
     t.add_argument("--d-col", help="column of the training tokens D (default: C / (6 N))")
     t.add_argument("--c-col", help="column of the compute C (default: 6 N D FLOPs)")
-    t.add_argument("--variant-col", help="column naming the variant (default: one variant 'all')")
+    t.add_argument("--arm-col", "--variant-col", dest="arm_col",
+                   help="column naming the arm (the paper's 'variant'; default: one arm 'all')")
     t.add_argument("--size-col", help="column labelling the model size (default: N, or C)")
     t.add_argument("--run-col", help="column identifying runs, when rows are checkpoints (bootstrap clusters)")
     t.add_argument("--seed-col", help="column of the seed")

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import stats
 
 from analysis.load import Observations
+from records.choices import Curvature, choices
 
 CURVATURE_MIN_SIZES = 5  # a quadratic needs >= 2 residual dof for its test and its covariance to mean anything
 CURVATURE_P = 0.05
@@ -97,8 +98,8 @@ def fit_baseline_curve(x: np.ndarray, y: np.ndarray, curvature: str = "auto",
     """g from the baseline's per-size (x, mean y). ``curvature``: auto (the rule in the module
     docstring), none (degree 1) or quadratic (degree 2). ``pure_error``: (variance of a size mean
     from the seed spread, its dof) when sizes have several seeds (baseline_size_means)."""
-    if curvature not in ("auto", "none", "quadratic"):
-        raise ValueError(f"curvature: {curvature!r}; use auto, none or quadratic")
+    if curvature not in choices(Curvature):
+        raise ValueError(f"curvature: {curvature!r}; use one of {', '.join(choices(Curvature))}")
     n = len(x)
     if n < 3:
         raise ShiftError(f"the baseline has {n} size(s) with a finished run; the shift model needs 3 "
@@ -119,7 +120,7 @@ def fit_baseline_curve(x: np.ndarray, y: np.ndarray, curvature: str = "auto",
         rule = "power law (curvature off, as requested)"
     elif not testable:
         rule = (f"power law: curvature is tested with >= {CURVATURE_MIN_SIZES} sizes, or 4 with seeds "
-                f"(here {n} size(s) and one seed)")
+                f"(here {n} sizes{'' if pure_error is not None else ', one seed each'})")
     else:
         var, dof = _noise(fits[2][2], fits[2][3], pure_error)
         f = (fits[1][2] - fits[2][2]) / var if var > 0 else np.inf

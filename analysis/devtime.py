@@ -24,7 +24,7 @@ import pandas as pd
 
 from analysis.multiplier import Interval
 
-NEEDED = ("variant", "cell", "tokens_per_s", "flops_per_token", "device")
+NEEDED = ("arm", "cell", "tokens_per_s", "flops_per_token", "device")
 
 
 @dataclass(frozen=True)
@@ -55,19 +55,19 @@ def device_time(runs: pd.DataFrame, arm: str, baseline: str, flop_multiplier: In
     if not set(NEEDED) <= set(runs.columns):
         return None
     ok = runs[np.isfinite(runs["tokens_per_s"].astype(float)) & (runs["tokens_per_s"].astype(float) > 0)]
-    med = ok.groupby(["variant", "cell"])[["tokens_per_s", "flops_per_token"]].median()
+    med = ok.groupby(["arm", "cell"])[["tokens_per_s", "flops_per_token"]].median()
     if baseline not in med.index.get_level_values(0) or arm not in med.index.get_level_values(0):
         return None
     b, a = med.loc[baseline], med.loc[arm]
     sizes = [s for s in b.index if s in a.index]
     if not sizes:
         return None
-    order = ok[ok["variant"] == baseline].groupby("cell")["flops_per_token"].median().sort_values().index
+    order = ok[ok["arm"] == baseline].groupby("cell")["flops_per_token"].median().sort_values().index
     per_size = [SizeSpeed(str(s), float(b.loc[s, "tokens_per_s"]), float(a.loc[s, "tokens_per_s"]),
                           float(a.loc[s, "flops_per_token"] / b.loc[s, "flops_per_token"]))
                 for s in order if s in sizes]
     factor = float(np.exp(np.mean(np.log([p.time_factor for p in per_size]))))
-    devices = sorted(set(ok[ok["variant"].isin([arm, baseline])]["device"].astype(str)))
+    devices = sorted(set(ok[ok["arm"].isin([arm, baseline])]["device"].astype(str)))
     m = flop_multiplier
     scaled = Interval(m.estimate * factor, m.low * factor, m.high * factor, m.level,
                       m.method + "; scaled by the measured throughput factor (its own noise not included)")

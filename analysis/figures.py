@@ -20,6 +20,7 @@ metadata, so the same inputs give the same bytes.
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from analysis.pipeline import Analysis
+from records.rundir import atomic_write_bytes
 
 DPI = 150
 RC = {
@@ -70,7 +72,8 @@ def _new(width: float, height: float) -> Figure:
 
 
 def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
-    """Write ``name``.png and ``name``.svg deterministically; returns both paths."""
+    """Write ``name``.png and ``name``.svg deterministically and atomically (a file whose bytes would
+    not change is left alone, mtime included); returns both paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     engine = fig.get_layout_engine()
@@ -81,7 +84,10 @@ def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
     with matplotlib.rc_context(RC):
         for ext, meta in (("png", PNG_METADATA), ("svg", SVG_METADATA)):
             path = out_dir / f"{name}.{ext}"
-            fig.savefig(path, format=ext, dpi=DPI, metadata=meta)
+            buf = io.BytesIO()
+            fig.savefig(buf, format=ext, dpi=DPI, metadata=meta)
+            if not (path.exists() and path.read_bytes() == buf.getvalue()):
+                atomic_write_bytes(path, buf.getvalue())
             paths.append(path)
     return paths
 
@@ -140,7 +146,7 @@ def loss_vs_compute(a: Analysis) -> Figure | None:
     with matplotlib.rc_context(RC):
         fig = _new(7.0, 4.8)
         ax = fig.add_subplot()
-        variants = a.variants
+        variants = a.arms
         c_all = a.observations.compute
         grid = np.geomspace(c_all.min() / 1.3, c_all.max() * 1.3, 200)
         for v in variants:
@@ -193,7 +199,7 @@ def multiplier_vs_compute(a: Analysis) -> Figure | None:
         arms = sorted(set(shift) | set(a.multipliers.get(sep_form, {})))
         span = (a.observations.compute.min() / 1.5, a.observations.compute.max() * 1.5)
         for k, v in enumerate(arms):
-            col = color(v, a.variants)
+            col = color(v, a.arms)
             if v in shift:
                 e = shift[v]
                 ax.fill_between(span, e.low, e.high, color=col, alpha=0.15, lw=0)
@@ -237,9 +243,9 @@ def training_curves(a: Analysis) -> Figure | None:
         for k, size in enumerate(order):
             ax = axes[k // ncols][k % ncols]
             for _, g in df[df["run_id"].map(size_of) == size].groupby("run_id", sort=True):
-                v = str(g["variant"].iloc[0])
+                v = str(g["arm"].iloc[0])
                 g = g[np.isfinite(g["val_loss"].astype(float))]
-                ax.plot(g["tokens"], g["val_loss"], color=color(v, a.variants), lw=1.3, alpha=0.85,
+                ax.plot(g["tokens"], g["val_loss"], color=color(v, a.arms), lw=1.3, alpha=0.85,
                         label=label(v))
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())
@@ -294,7 +300,7 @@ def _last_eval_of_largest(a: Analysis, column: str) -> dict[str, tuple[str, Any]
     df = a.curves.frame[a.curves.frame["run_id"].isin(set(runs["run_id"]))]
     df = df[df[column].notna()]
     out = {}
-    for v, g in df.groupby("variant", sort=True):
+    for v, g in df.groupby("arm", sort=True):
         r = runs[runs["run_id"].isin(set(g["run_id"]))].sort_values(["params_non_embedding", "seed", "run_id"])
         if r.empty:
             continue
@@ -346,11 +352,11 @@ def layer_rms(a: Analysis) -> Figure | None:
         for v in sorted(data):
             size, values = data[v]
             values = np.asarray(values, dtype=float)
-            ax.plot(np.arange(1, len(values) + 1), values, "o-", ms=3, color=color(v, a.variants),
+            ax.plot(np.arange(1, len(values) + 1), values, "o-", ms=3, color=color(v, a.arms),
                     label=f"{label(v)} ({size})")
         ax.set_xlabel("layer l (each attention and MLP sublayer is one layer)")
         ax.set_ylabel("RMS of the sublayer output f_l(h_l)")
-        missing = [label(v) for v in a.variants if v not in data]
+        missing = [label(v) for v in a.arms if v not in data]
         ax.set_title("Per-layer output magnitude at the last evaluation"
                      + (f"\n(not logged for: {', '.join(missing)})" if missing else ""), fontsize=10)
         ax.legend()

@@ -35,6 +35,7 @@ from analysis._blas import single_threaded_blas
 from analysis.laws import ChinchillaLaw, PowerLaw, SaturatingPowerLaw
 from analysis.load import Observations
 from analysis.robust import LogSumExpModel, batched_irls, multistart, multistart_batched
+from records.choices import FitForm, choices
 
 EPOCH_HUBER_DELTA = 1e-3  # Hoffmann et al. 2022 / Besiroglu et al. 2024
 # Besiroglu et al.'s grid (alpha, beta in 0..2 step 0.5; e in -1..1 step 0.5; a, b in 0..25 step 5)
@@ -152,7 +153,7 @@ def fit_paper(obs: Observations, variant: str | None = None) -> CurveFit:
 
 
 def _single_variant(obs: Observations) -> str:
-    vs = obs.variants
+    vs = obs.arms
     if len(vs) != 1:
         raise ValueError(f"expected the points of one variant, got {vs}; select with obs.of(variant)")
     return vs[0]
@@ -320,7 +321,7 @@ def _refit_huber(fit: CurveFit | ChinchillaFit, obs: Observations, w: np.ndarray
 
 # ----------------------------------------------------------------------------- dispatch
 
-FORMS = ("shift", "paper", "saturating", "chinchilla", "isoflop")
+FORMS = choices(FitForm)
 
 
 def fit_form(form: str, obs: Observations, variant: str, huber_delta: float = EPOCH_HUBER_DELTA) -> CurveFit:

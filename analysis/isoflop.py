@@ -97,7 +97,7 @@ def group_budgets(compute: np.ndarray, tolerance: float = 0.1) -> np.ndarray:
 def has_isoflop_design(obs: Observations, min_sizes: int = 3, min_budgets: int = 2,
                        tolerance: float = 0.1) -> bool:
     """Whether some variant has at least ``min_budgets`` budgets with ``min_sizes`` sizes each."""
-    for v in obs.variants:
+    for v in obs.arms:
         o = obs.of(v)
         labels = group_budgets(o.compute, tolerance)
         sizes = [len(np.unique(o.n_params[labels == b])) for b in np.unique(labels)]
@@ -159,7 +159,7 @@ def _minima(obs: Observations, variant: str, labels: np.ndarray, weights: np.nda
 
 
 def fit_isoflop(obs: Observations, variant: str | None = None, tolerance: float = 0.1) -> IsoflopFit:
-    variant = variant or obs.variants[0]
+    variant = variant or obs.arms[0]
     labels = group_budgets(obs.compute, tolerance)
     budgets = _minima(obs, variant, labels, None)
     ok = [b for b in budgets if b.status == "ok"]
@@ -175,7 +175,7 @@ def fit_isoflop(obs: Observations, variant: str | None = None, tolerance: float 
         return IsoflopFit(variant, budgets, None, None, None, notes)
     c = np.array([b.compute for b in ok])
     frontier_obs = Observations(
-        variant=np.full(len(ok), variant), size=np.array([f"C={x:.3g}" for x in c]),
+        arm=np.full(len(ok), variant), size=np.array([f"C={x:.3g}" for x in c]),
         run=np.array([f"budget{i}" for i in range(len(ok))]), seed=np.zeros(len(ok), dtype=np.int64),
         n_params=np.array([b.n_opt for b in ok]), tokens=np.array([b.d_opt for b in ok]), compute=c,
         loss=np.array([b.loss_opt for b in ok]), compute_unit=obs.compute_unit, source=obs.source)

@@ -22,9 +22,9 @@ import pandas as pd
 CHINCHILLA_FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6 N D (Kaplan et al. 2020; Hoffmann et al. 2022)
 
 # runs.parquet columns the analysis reads (docs/SCHEMAS.md); the rest are carried along untouched
-RUN_COLUMNS = ("run_id", "sweep", "variant", "size", "seed", "status", "axes", "tokens", "target_tokens",
+RUN_COLUMNS = ("run_id", "sweep", "arm", "size", "seed", "status", "axes", "tokens", "target_tokens",
                "params_non_embedding", "params_total", "compute_pfdays", "final_val_loss")
-CURVE_COLUMNS = ("run_id", "variant", "size", "seed", "step", "tokens", "compute_pfdays", "val_loss")
+CURVE_COLUMNS = ("run_id", "arm", "size", "seed", "step", "tokens", "compute_pfdays", "val_loss")
 
 
 class AnalysisInputError(ValueError):
@@ -69,6 +69,9 @@ class RunTable:
     path: Path
     axes: tuple[str, ...]  # extra sweep axes (each has a column axis_<name>), sorted
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "frame", _with_arm(self.frame))
+
     @property
     def sweep(self) -> str:
         names = sorted(set(self.frame["sweep"].dropna()))
@@ -83,9 +86,16 @@ class CurveTable:
     path: Path
 
 
+def _with_arm(frame: pd.DataFrame) -> pd.DataFrame:
+    """Collections before the `arm` column held the arm's name in `variant`."""
+    if "arm" not in frame.columns and "variant" in frame.columns:
+        frame = frame.assign(arm=frame["variant"])
+    return frame
+
+
 def load_runs(results_dir: Path) -> RunTable:
     path = Path(results_dir) / "runs.parquet"
-    frame = _read_parquet(path, "runs table")
+    frame = _with_arm(_read_parquet(path, "runs table"))
     _require(frame, RUN_COLUMNS, path, f"re-collect with the current harness: `attnres collect {path.parent.name}`")
     axes = sorted({a for s in frame["axes"].dropna() for a in str(s).split(",") if a})
     missing = [f"axis_{a}" for a in axes if f"axis_{a}" not in frame.columns]
@@ -101,7 +111,7 @@ def load_curves(results_dir: Path, required: bool = False) -> CurveTable | None:
     path = Path(results_dir) / "curves.parquet"
     if not path.exists() and not required:
         return None
-    frame = _read_parquet(path, "curves table")
+    frame = _with_arm(_read_parquet(path, "curves table"))
     _require(frame, CURVE_COLUMNS, path, f"re-collect with `attnres collect {path.parent.name}`")
     frame = frame.sort_values(["run_id", "step"], kind="stable").reset_index(drop=True)
     return CurveTable(frame=frame, path=path)
@@ -116,8 +126,8 @@ class Observations:
     and ``tokens`` are what L(N, D) fits use. Columns that a source does not have are NaN.
     """
 
-    variant: np.ndarray  # str
-    size: np.ndarray  # str, a label of the model size (same size = same shape across variants)
+    arm: np.ndarray  # str, the sweep's arm (what is compared; several arms may share a model variant)
+    size: np.ndarray  # str, a label of the model size (same size = same shape across arms)
     run: np.ndarray  # str, resampling cluster
     seed: np.ndarray  # int
     n_params: np.ndarray  # float, N
@@ -130,7 +140,7 @@ class Observations:
 
     def __post_init__(self) -> None:
         n = len(self.loss)
-        for name in ("variant", "size", "run", "seed", "n_params", "tokens", "compute"):
+        for name in ("arm", "size", "run", "seed", "n_params", "tokens", "compute"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"Observations.{name} has {len(getattr(self, name))} rows, loss has {n}")
         if self.unit is not None and len(self.unit) != n:
@@ -147,18 +157,18 @@ class Observations:
         return len(self.loss)
 
     @property
-    def variants(self) -> list[str]:
-        return sorted(set(self.variant.tolist()))
+    def arms(self) -> list[str]:
+        return sorted(set(self.arm.tolist()))
 
     def take(self, mask_or_index: np.ndarray) -> Observations:
         f = lambda a: np.asarray(a)[mask_or_index]
-        return Observations(variant=f(self.variant), size=f(self.size), run=f(self.run), seed=f(self.seed),
+        return Observations(arm=f(self.arm), size=f(self.size), run=f(self.run), seed=f(self.seed),
                             n_params=f(self.n_params), tokens=f(self.tokens), compute=f(self.compute),
                             loss=f(self.loss), compute_unit=self.compute_unit, source=self.source,
                             unit=None if self.unit is None else f(self.unit))
 
-    def of(self, variant: str) -> Observations:
-        return self.take(self.variant == variant)
+    def of(self, arm: str) -> Observations:
+        return self.take(self.arm == arm)
 
     def size_order(self) -> list[str]:
         """Size labels from smallest to largest (by mean compute, then N)."""
@@ -169,14 +179,14 @@ class Observations:
         return [str(labels[i]) for i in np.lexsort((labels, n, c))]
 
     def n_seeds(self) -> int:
-        """Most runs in any (variant, size) cell (1 = one seed per point, as in the paper)."""
+        """Most runs in any (arm, size) cell (1 = one seed per point, as in the paper)."""
         if len(self) == 0:
             return 0
-        df = pd.DataFrame({"v": self.variant, "s": self.size, "r": self.run})
+        df = pd.DataFrame({"v": self.arm, "s": self.size, "r": self.run})
         return int(df.drop_duplicates().groupby(["v", "s"]).size().max())
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"variant": self.variant, "size": self.size, "run": self.run, "seed": self.seed,
+        return pd.DataFrame({"arm": self.arm, "size": self.size, "run": self.run, "seed": self.seed,
                              "n_params": self.n_params, "tokens": self.tokens, "compute": self.compute,
                              "loss": self.loss})
 
@@ -189,7 +199,7 @@ def observations_from_runs(runs: pd.DataFrame, loss_col: str = "final_val_loss",
         raise AnalysisInputError(f"{source or 'runs table'} has no loss column {loss_col!r}; "
                                  f"use final_val_loss or best_val_loss")
     return Observations(
-        variant=runs["variant"].astype(str).to_numpy(),
+        arm=_with_arm(runs)["arm"].astype(str).to_numpy(),
         size=runs[size_col].astype(str).to_numpy(),
         run=runs["run_id"].astype(str).to_numpy(),
         seed=runs["seed"].fillna(0).astype(np.int64).to_numpy(),
@@ -216,7 +226,7 @@ def observations_from_curves(curves: CurveTable, runs: pd.DataFrame, min_fractio
     n = meta.loc[df["run_id"], "params_non_embedding"].to_numpy(dtype=float)
     size = meta.loc[df["run_id"], "cell" if "cell" in meta.columns else "size"].astype(str).to_numpy()
     return Observations(
-        variant=df["variant"].astype(str).to_numpy(), size=size,
+        arm=df["arm"].astype(str).to_numpy(), size=size,
         run=df["run_id"].astype(str).to_numpy(), seed=df["seed"].astype(np.int64).to_numpy(),
         n_params=n, tokens=df["tokens"].astype(float).to_numpy(),
         compute=df["compute_pfdays"].astype(float).to_numpy(), loss=df["val_loss"].astype(float).to_numpy(),
@@ -264,7 +274,7 @@ def _numeric(frame: pd.DataFrame, name: str, flag: str, path: Path, *, positive:
 
 
 def load_table(path: str | Path, *, loss_col: str, n_col: str | None = None, d_col: str | None = None,
-               c_col: str | None = None, variant_col: str | None = None, size_col: str | None = None,
+               c_col: str | None = None, arm_col: str | None = None, size_col: str | None = None,
                run_col: str | None = None, seed_col: str | None = None, query: str | None = None,
                compute_unit: str | None = None,
                flops_per_param_token: float = CHINCHILLA_FLOPS_PER_PARAM_TOKEN) -> Observations:
@@ -272,14 +282,14 @@ def load_table(path: str | Path, *, loss_col: str, n_col: str | None = None, d_c
 
     Missing columns are derived where possible, with the convention stated: no C column ->
     C = 6 N D in FLOPs; no D column -> D = C / (6 N) (Epoch's convention for Chinchilla's data).
-    ``query`` filters rows first (pandas syntax, e.g. "excluded == 0"). Without ``variant_col`` all
-    rows are one variant "all"; without ``run_col`` each row is its own run; without ``size_col`` the
+    ``query`` filters rows first (pandas syntax, e.g. "excluded == 0"). Without ``arm_col`` all
+    rows are one arm "all"; without ``run_col`` each row is its own run; without ``size_col`` the
     size label is N (or C) and no rows are paired (each run is its own unit); with it, runs of
-    different variants at the same size and seed are paired."""
+    different arms at the same size and seed are paired."""
     path = Path(path)
     frame = read_table(path)
     named = {"--loss-col": loss_col, "--n-col": n_col, "--d-col": d_col, "--c-col": c_col,
-             "--variant-col": variant_col, "--size-col": size_col, "--run-col": run_col, "--seed-col": seed_col}
+             "--arm-col": arm_col, "--size-col": size_col, "--run-col": run_col, "--seed-col": seed_col}
     for flag, col in named.items():
         if col is not None and col not in frame.columns:
             raise AnalysisInputError(f"{path} has no column {col!r} (given as {flag}); its columns are: "
@@ -308,7 +318,7 @@ def load_table(path: str | Path, *, loss_col: str, n_col: str | None = None, d_c
             else np.array([f"{v:.4g}" for v in (n if n_col else c)]))
     run = frame[run_col].astype(str).to_numpy() if run_col else np.array([f"row{i}" for i in rows])
     return Observations(
-        variant=frame[variant_col].astype(str).to_numpy() if variant_col else np.full(len(frame), "all"),
+        arm=frame[arm_col].astype(str).to_numpy() if arm_col else np.full(len(frame), "all"),
         size=size,
         run=run,
         seed=(_numeric(frame, seed_col, "--seed-col", path, positive=False, whole=True).astype(np.int64) if seed_col

@@ -49,8 +49,9 @@ from analysis.multiplier import Interval, VariantMultipliers, bootstrap_multipli
 from analysis.power import PowerRow, design_power, noise_from_estimate
 from analysis.select import PROTOCOLS, Selection, select_runs
 from analysis.shift import ShiftError, ShiftFit, fit_shift
+from records.choices import Curvature, FitForm, choices
 
-HEADLINE_FORMS = ("shift", "paper", "saturating", "isoflop")
+HEADLINE_FORMS = tuple(f.value for f in FitForm.headline_forms())
 # distinct sizes per arm to attempt a form; saturating: with fewer than 6 the floor E is not identified
 # (on the 4-size demo it landed at 1e-13 to 1e-37 with 1 residual dof)
 MIN_SIZES = {"paper": 3, "saturating": 6}
@@ -87,8 +88,8 @@ class AnalysisOptions:
             raise ValueError(f"ci_level: must be in (0, 1), got {self.ci_level} (e.g. 0.9 for 90%)")
         if self.hparam_protocol not in PROTOCOLS:
             raise ValueError(f"hparam_protocol: {self.hparam_protocol!r}; use one of {', '.join(PROTOCOLS)}")
-        if self.curvature not in ("auto", "none", "quadratic"):
-            raise ValueError(f"curvature: {self.curvature!r}; use auto, none or quadratic")
+        if self.curvature not in choices(Curvature):
+            raise ValueError(f"curvature: {self.curvature!r}; use one of {', '.join(choices(Curvature))}")
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,8 @@ class Analysis:
     curves: CurveTable | None = field(default=None, repr=False)
 
     @property
-    def variants(self) -> list[str]:
-        return self.observations.variants
+    def arms(self) -> list[str]:
+        return self.observations.arms
 
 
 @dataclass
@@ -165,7 +166,7 @@ def _fit_shift(obs: Observations, opt: AnalysisOptions, out: _Collected) -> None
 
 def _fit_paper(obs: Observations, opt: AnalysisOptions, out: _Collected) -> None:
     fits = {}
-    for v in obs.variants:
+    for v in obs.arms:
         n_sizes = len(np.unique(obs.of(v).size))
         if n_sizes < MIN_SIZES["paper"]:
             out.skipped[f"paper/{v}"] = f"{n_sizes} size(s); separate fits with an interval need {MIN_SIZES['paper']}"
@@ -184,7 +185,7 @@ def _fit_saturating(obs: Observations, opt: AnalysisOptions, out: _Collected) ->
         if np.any(obs.loss <= E):
             out.skipped["saturating"] = f"--saturating-floor {E} is not below every loss (min {obs.loss.min():.4g})"
             return
-        out.curve_fits["saturating"] = {v: fit_saturating_floor(obs.of(v), E, v) for v in obs.variants
+        out.curve_fits["saturating"] = {v: fit_saturating_floor(obs.of(v), E, v) for v in obs.arms
                                         if len(np.unique(obs.of(v).size)) >= MIN_SIZES["paper"]}
         if opt.baseline in out.curve_fits["saturating"]:
             mults = {v: paper_multipliers(obs, v, opt.baseline, opt.ci_level, "saturating", floor=E)
@@ -192,7 +193,7 @@ def _fit_saturating(obs: Observations, opt: AnalysisOptions, out: _Collected) ->
             out.multipliers["saturating"] = {v: m for v, m in mults.items() if m is not None}
         return
     fits = {}
-    for v in obs.variants:
+    for v in obs.arms:
         n_sizes = len(np.unique(obs.of(v).size))
         if n_sizes < MIN_SIZES["saturating"]:
             out.skipped[f"saturating/{v}"] = (f"{n_sizes} sizes; L = E + A C^-alpha needs {MIN_SIZES['saturating']} "
@@ -204,13 +205,13 @@ def _fit_saturating(obs: Observations, opt: AnalysisOptions, out: _Collected) ->
             out.skipped[f"saturating/{v}"] = str(e)
     if not fits:
         return
-    fit_obs = obs.take(np.isin(obs.variant, list(fits)))
+    fit_obs = obs.take(np.isin(obs.arm, list(fits)))
     n_units = None
     if opt.n_boot > 0:
         res = resample_units(fit_obs, opt.n_boot, opt.seed, min_distinct=3)
         out.units.append(res.unit)
         n_units = res.n_units
-        fits = {v: refit(f, fit_obs.of(v), res.weights[:, fit_obs.variant == v]) for v, f in fits.items()}
+        fits = {v: refit(f, fit_obs.of(v), res.weights[:, fit_obs.arm == v]) for v, f in fits.items()}
     out.curve_fits["saturating"] = fits
     if opt.baseline in fits:
         out.multipliers["saturating"] = {v: bootstrap_multipliers(fit_obs, fits, v, opt.baseline, opt.ci_level, n_units)
@@ -224,7 +225,7 @@ def _fit_saturating(obs: Observations, opt: AnalysisOptions, out: _Collected) ->
 def _chinchilla_design(obs: Observations) -> str | None:
     """Why L(N, D) cannot be fitted to ``obs`` (None if it can): 5 parameters need 6 points per
     arm, and N and D must vary separately (some size trained on several token budgets)."""
-    for v in obs.variants:
+    for v in obs.arms:
         o = obs.of(v)
         ok = np.isfinite(o.n_params) & np.isfinite(o.tokens)
         if ok.sum() < 6:
@@ -242,7 +243,7 @@ def _fit_chinchilla_form(cobs: Observations, opt: AnalysisOptions, out: _Collect
     if why:
         out.skipped["chinchilla"] = why
         return
-    for v in cobs.variants:
+    for v in cobs.arms:
         try:
             out.chinchilla[v] = fit_chinchilla(cobs.of(v), v, opt.huber_delta, grid=opt.chinchilla_grid,
                                                n_starts=opt.chinchilla_n_starts)
@@ -251,12 +252,12 @@ def _fit_chinchilla_form(cobs: Observations, opt: AnalysisOptions, out: _Collect
     if out.chinchilla and opt.n_boot > 0:  # units resampled jointly, a run's checkpoints together
         res = resample_units(cobs, opt.n_boot, opt.seed, min_distinct=2)
         out.units.append(res.unit)
-        out.chinchilla = {v: refit(f, cobs.of(v), res.weights[:, cobs.variant == v]) for v, f in out.chinchilla.items()}
+        out.chinchilla = {v: refit(f, cobs.of(v), res.weights[:, cobs.arm == v]) for v, f in out.chinchilla.items()}
 
 
 def _fit_isoflop_form(obs: Observations, opt: AnalysisOptions, out: _Collected) -> None:
     out.isoflop = {v: bootstrap_isoflop(fit_isoflop(obs.of(v), v), obs.of(v), opt.n_boot, opt.seed)
-                   for v in obs.variants}
+                   for v in obs.arms}
     for f in out.isoflop.values():
         out.warnings += [f"isoflop {f.variant}: {n}" for n in f.notes]
     frontier = {v: f.frontier for v, f in out.isoflop.items() if f.frontier is not None}
@@ -274,7 +275,7 @@ def _fit_isoflop_form(obs: Observations, opt: AnalysisOptions, out: _Collected) 
 def _frontier_obs(frontier: dict[str, CurveFit]) -> Observations:
     cat = lambda fn: np.concatenate([fn(v, f) for v, f in frontier.items()])
     return Observations(
-        variant=cat(lambda v, f: np.full(f.n_points, v)), size=cat(lambda v, f: np.array([f"C={c:.3g}" for c in f.compute])),
+        arm=cat(lambda v, f: np.full(f.n_points, v)), size=cat(lambda v, f: np.array([f"C={c:.3g}" for c in f.compute])),
         run=cat(lambda v, f: np.array([f"{v}-budget{i}" for i in range(f.n_points)])),
         seed=cat(lambda v, f: np.zeros(f.n_points, dtype=np.int64)), n_params=cat(lambda v, f: np.full(f.n_points, np.nan)),
         tokens=cat(lambda v, f: np.full(f.n_points, np.nan)), compute=cat(lambda v, f: f.compute),
@@ -328,7 +329,7 @@ def analyse(obs: Observations, options: AnalysisOptions = AnalysisOptions(), *, 
     """Fit every applicable form, derive the multipliers and run the honesty checks."""
     t0 = time.perf_counter()
     opt = options
-    variants = obs.variants
+    variants = obs.arms
     if opt.baseline not in variants and len(variants) > 1:
         raise AnalysisInputError(f"no runs of the baseline arm {opt.baseline!r} (arms: "
                                  f"{', '.join(variants)}); pass --baseline NAME")
@@ -354,7 +355,7 @@ def analyse(obs: Observations, options: AnalysisOptions = AnalysisOptions(), *, 
             out.skipped["isoflop"] = "no arm has 2 compute budgets with 3 or more sizes each"
 
     extrapolation = [c for form in ("paper", "saturating") if form in out.curve_fits
-                     for c in checks.leave_largest_out(obs.take(np.isin(obs.variant, list(out.curve_fits[form]))),
+                     for c in checks.leave_largest_out(obs.take(np.isin(obs.arm, list(out.curve_fits[form]))),
                                                        form, opt.huber_delta, opt.saturating_floor)]
     spread = checks.seed_spread(obs)
     headline_form, headline, head_warnings = _headlines(out, opt, isoflop_design)

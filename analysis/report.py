@@ -235,8 +235,8 @@ def render_report(a: Analysis, figures: list[Path], report_path: Path) -> str:
     lines = [f"# Scaling analysis: {a.sweep or a.source}", ""]
     n_sel = (f", {a.selection.n_not_selected} finished run(s) used only to choose hyperparameters or with a losing "
              "value" if a.selection and a.selection.n_not_selected else "")
-    lines += [f"Source: `{a.source}`: {len(set(o.run))} runs of {len(o.variants)} arms "
-              f"({', '.join(label(v) for v in o.variants)}) at {len(o.size_order())} sizes, "
+    lines += [f"Source: `{a.source}`: {len(set(o.run))} runs of {len(o.arms)} arms "
+              f"({', '.join(label(v) for v in o.arms)}) at {len(o.size_order())} sizes, "
               f"up to {o.n_seeds()} seed(s) per point{n_sel}. Compute in {o.compute_unit}. "
               f"Regenerate with `attnres report {a.sweep}` (from the parquet alone).", ""]
     lines += ["**Estimand**: the effective-compute multiplier m: the baseline needs m times the compute to reach the "
@@ -279,7 +279,7 @@ def write_report(a: Analysis, figures: list[Path], path: Path) -> Path:
 def summary_text(a: Analysis) -> str:
     """What `attnres fit` prints: the headline, the fitted parameters, the warnings."""
     lines = [f"{a.sweep or a.source}: {len(set(a.observations.run))} runs, arms "
-             f"{', '.join(a.observations.variants)}, compute in {a.observations.compute_unit}"]
+             f"{', '.join(a.observations.arms)}, compute in {a.observations.compute_unit}"]
     lines += headline_lines(a, markdown=False)
     if a.shift is not None:
         lines.append(f"  shift       baseline curve: {a.shift.curve.rule}")

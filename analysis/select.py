@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import AnalysisInputError, RunTable
+from records.choices import HparamProtocol, choices
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,13 @@ def classify_axes(frame: pd.DataFrame, axes: tuple[str, ...]) -> tuple[tuple[str
     hp, data = [], []
     for a in axes:
         others = [f"axis_{o}" for o in axes if o != a]
-        keys = ["variant", "size", *others]
+        keys = ["arm", "size", *others]
         g = frame.fillna({k: "" for k in others}).groupby(keys, dropna=False)["target_tokens"].nunique()
         (data if (g > 1).any() else hp).append(a)
     return tuple(hp), tuple(data)
 
 
-PROTOCOLS = ("per-arm", "baseline")
+PROTOCOLS = choices(HparamProtocol)
 
 
 def select_runs(table: RunTable, loss_col: str = "final_val_loss",
@@ -116,7 +117,7 @@ def select_runs(table: RunTable, loss_col: str = "final_val_loss",
     ok = (frame["status"] == "done") & np.isfinite(loss)
     for _, r in frame[~ok].iterrows():
         reason = (f"status {r['status']}" if r["status"] != "done" else f"{loss_col} is missing or not finite")
-        excluded.append(ExcludedRun(str(r["run_id"]), str(r["variant"]), str(r["size"]), str(r["status"]), reason))
+        excluded.append(ExcludedRun(str(r["run_id"]), str(r["arm"]), str(r["size"]), str(r["status"]), reason))
     if not ok.any():
         raise AnalysisInputError(f"{table.path}: no finished run with a finite {loss_col} "
                                  f"({len(frame)} runs; statuses: {dict(frame['status'].value_counts())}); "
@@ -142,7 +143,7 @@ def _select_hparams(frame: pd.DataFrame, ok: pd.Series, loss_col: str, hp: tuple
     key = lambda k: k if len(hp) > 1 else (k,)
     best: dict[tuple[str, str], tuple] = {}
     choices = []
-    for (variant, cell), group in frame.groupby(["variant", "cell"], sort=True):
+    for (variant, cell), group in frame.groupby(["arm", "cell"], sort=True):
         done = group[ok.loc[group.index] & (group["seed"] == sel_seed)]
         if done.empty:
             continue
@@ -165,7 +166,7 @@ def _select_hparams(frame: pd.DataFrame, ok: pd.Series, loss_col: str, hp: tuple
                    else c for c in choices]
     keep = []
     for c in choices:
-        cell = frame[(frame["variant"] == c.variant) & (frame["cell"] == c.size) & ok]
+        cell = frame[(frame["arm"] == c.variant) & (frame["cell"] == c.size) & ok]
         if protocol == "baseline" and c.chosen_by != baseline:
             excluded += [ExcludedRun(str(r["run_id"]), c.variant, c.size, "done",
                                      f"protocol baseline: no baseline run at {c.size} to take the value from")

@@ -21,6 +21,7 @@ import numpy as np
 from analysis.multiplier import Interval, VariantMultipliers
 from analysis.pipeline import Analysis
 from analysis.shift import ShiftEstimate, ShiftFit
+from records.rundir import atomic_write_bytes
 
 
 def _num(x: Any) -> Any:
@@ -161,7 +162,7 @@ def to_dict(a: Analysis) -> dict[str, Any]:
         "source": a.source,
         "compute_unit": a.observations.compute_unit,
         "baseline": a.options.baseline,
-        "variants": a.variants,
+        "arms": a.arms,
         "headline_form": a.headline_form,
         "options": opts,
         "multiplier_definition": "m = C_baseline(L_arm) / C_arm: the baseline needs m times the compute to reach "
@@ -199,13 +200,12 @@ def to_json(a: Analysis) -> str:
 
 
 def write_text_if_changed(path: Path, text: str) -> bool:
-    """Write ``text`` unless the file already holds it (keeps its mtime for make); True if written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``text`` atomically unless the file already holds it (keeps its mtime, so `make` does not
+    redo what depends on it); True if written."""
+    path = Path(path)
     if path.exists() and path.read_text() == text:
         return False
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write_bytes(path, text.encode())
     return True
 
 

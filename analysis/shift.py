@@ -340,12 +340,12 @@ def estimate_arm(obs: Observations, curve: BaselineCurve, baseline: str, arm: st
 
 def fit_shift(obs: Observations, baseline: str = "baseline", level: float = 0.9, curvature: str = "auto") -> ShiftFit:
     """The shared baseline curve and every other arm's paired shift estimate (module docstring)."""
-    if baseline not in obs.variants:
-        raise ShiftError(f"no runs of the baseline {baseline!r} (arms: {', '.join(obs.variants)})")
+    if baseline not in obs.arms:
+        raise ShiftError(f"no runs of the baseline {baseline!r} (arms: {', '.join(obs.arms)})")
     x, y, pure = baseline_size_means(obs, baseline)
     curve = fit_baseline_curve(x, y, curvature=curvature, pure_error=pure)
     arms, skipped = {}, {}
-    for arm in obs.variants:
+    for arm in obs.arms:
         if arm == baseline:
             continue
         try:

@@ -88,7 +88,7 @@ def simulate(design: Design, multiplier: float, rng: np.random.Generator) -> Obs
                 rows.append((arm, f"s{i}", f"{arm}-s{i}-{k}", k, float(np.exp(x[i])), float(np.exp(y[i, k]))))
     arm, size, run, seed, c, loss = (np.array(col) for col in zip(*rows))
     nan = np.full(len(rows), np.nan)
-    return Observations(variant=arm, size=size, run=run, seed=seed.astype(np.int64), n_params=nan, tokens=nan,
+    return Observations(arm=arm, size=size, run=run, seed=seed.astype(np.int64), n_params=nan, tokens=nan,
                         compute=c.astype(float), loss=loss.astype(float))
 
 

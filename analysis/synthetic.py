@@ -184,7 +184,7 @@ def _one_run(spec: SyntheticSweep, rng: np.random.Generator, variant: str, mult:
     row = {
         "run_id": run_id, "sweep": spec.sweep, "arm": variant, "variant": model.variant, "ladder": "tiny", "size": size,
         **shape, "seq_len": spec.seq_len, "vocab_size": spec.vocab_size,
-        "attnres_blocks": model.n_attnres_blocks if attn else None, "attnres_block_size": model.block_size if attn else None,
+        "attnres_blocks": model.n_attnres_blocks if attn else None, "attnres_block_size": model.attnres_block_size if attn else None,
         **p, "flops_per_token": fpt, "flops_per_token_forward": fpt / 3, "target_tokens": tokens, "tokens": tokens,
         "compute_flops": compute_flops, "compute_pfdays": compute_flops / PF_DAY, "seed": seed,
         "lr": lr, "batch_size": 32, "schedule": "cosine", "axes": axes,

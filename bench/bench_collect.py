@@ -59,7 +59,7 @@ def write_metrics(rd: RunDir, variant: str, n_evals: int, train_rows: int, seed:
         return {"step": step, "tokens": step * TOKENS_PER_STEP, "flops": 1.5e6 * step * TOKENS_PER_STEP,
                 "train_loss": 5.0 * step ** -0.2 * noise(), "lr": 3e-3 * noise(), "grad_norm": 0.4 * noise(),
                 "tokens_per_s": 5e4 * noise(), "elapsed_s": 0.1 * step * noise(), "val_loss": None,
-                "layer_rms": None, "depth_alpha": None}
+                "mfu": None, "layer_rms": None, "depth_alpha": None}
 
     for i in range(1, n_evals + 1):
         for j in range(1, train_rows + 1):  # evenly spaced, the last one at the evaluation's step

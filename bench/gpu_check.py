@@ -382,7 +382,7 @@ def shapes_for(dry: bool, vocab: int) -> tuple[ModelConfig, dict[str, ModelConfi
 def run(dry: bool, out_path: Path, budget_s: float) -> dict[str, Any]:
     if dry:
         os.environ.setdefault("ATTNRES_COMPILE_BACKEND", "aot_eager")
-        import harness.train as ht
+        import harness.trainer as ht
 
         ht.COMPILE_BACKEND = os.environ["ATTNRES_COMPILE_BACKEND"]
     budget = Budget(budget_s)

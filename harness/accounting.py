@@ -10,22 +10,24 @@ Compute convention (the same for every variant; README "Compute convention"):
                                                             torch.utils.flop_counter)
     SwiGLU MLP              3 * 2 * d * d_ff                per block
     LM head                 2 * d * V
-    AttnRes overhead        sum over the L + 1 mixes of the variant's mix_flops(d, n_sources):
-                            logits 2 d n + weighted sum 2 d n for Full/Block (plus 2 d^2 for the
-                            input-dependent query)
+    AttnRes overhead        sum over the L + 1 mixes of the variant's mix_flops(d, n_sources)
+                            (harness/variant_costs.py): logits 2 d n + weighted sum 2 d n for
+                            Full/Block (plus 2 d^2 for the input-dependent query)
   Norms, softmax, RoPE, activations and the embedding lookup are O(d) per token and not counted.
   training FLOPs per token = 3 x forward (backward = 2 x forward).
   compute C = training FLOPs per token x training tokens; PF-days: records/units.py.
 
 ``tests/test_models.py::test_flops_vs_counter`` checks the forward formula against
-``torch.utils.flop_counter.FlopCounterMode`` on real models.
+``torch.utils.flop_counter.FlopCounterMode`` on real models, and ``test_attnres_flops_vs_counter``
+the AttnRes term on its own (it is only 1-2% of the total at the tiny sizes). Torch-free, so
+`attnres plan` counts without loading the training stack.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from harness.residuals import VARIANTS, n_sources_per_mix
+from harness.variant_costs import COSTS
 from records.config import ModelConfig
 
 
@@ -59,7 +61,7 @@ def param_counts(cfg: ModelConfig) -> ParamCounts:
         attention=nb * 4 * D * cfg.attn_dim,
         mlp=nb * 3 * D * F,
         norms=(cfg.n_layers + 1) * D,
-        attnres=VARIANTS[cfg.variant].param_count(cfg),
+        attnres=COSTS[cfg.variant].params(cfg),
     )
 
 
@@ -89,14 +91,10 @@ def flops_per_token(cfg: ModelConfig, context: int | None = None) -> FlopCounts:
     """Forward FLOPs per token (see module docstring); ``context`` defaults to cfg.seq_len."""
     D, F, V, nb = cfg.d_model, cfg.d_ff, cfg.vocab_size, cfg.n_blocks
     T = cfg.seq_len if context is None else context
-    variant = VARIANTS[cfg.variant]
-    attnres = 0
-    if variant.mix_flops(D, 1):  # only variants that mix over depth
-        attnres = sum(variant.mix_flops(D, n) for n in n_sources_per_mix(cfg))
     return FlopCounts(
         attention_proj=float(nb * 8 * D * cfg.attn_dim),
         attention_scores=float(nb * 4 * T * cfg.attn_dim),
         mlp=float(nb * 6 * D * F),
         lm_head=float(2 * D * V),
-        attnres=float(attnres),
+        attnres=float(COSTS[cfg.variant].flops(cfg)),
     )

@@ -16,7 +16,7 @@ F = d_ff, V = vocab, e = bytes of an activation element: 2 under bf16 autocast, 
                      logsumexp 4 H (flash-style SDPA: no T x T matrix)
                    MLP: W_1 and W_3 outputs, silu(W_1 x), the product 4 e F
                    final norm and the LM head's input 8 D + 4 + e D; the token ids 8
-                   AttnRes (Full/Block): each source (a sublayer output or a block's running sum)
+                   AttnRes (Full/Block): each source (a sublayer output or an AttnRes block's running sum)
                      is kept by every later mix that reads it: e D per sublayer and the fp32
                      embedding (b_0) 4 D, plus per mix over n
                      sources its logits, weights and cast weights (4 + 4 + e) n and per source its
@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from harness.accounting import param_counts
-from harness.residuals import VARIANTS, AttnRes, n_sources_per_mix
+from harness.variant_costs import COSTS, n_sources_per_mix
 from records.config import ModelConfig
 
 GB = 1e9
@@ -76,7 +76,7 @@ def _sublayer_common(cfg: ModelConfig, e: int) -> int:
 
 def _depth_mix(cfg: ModelConfig, e: int) -> int:
     """Per token: AttnRes sources and their logits (0 for variants that do not mix over depth)."""
-    if not issubclass(VARIANTS[cfg.variant], AttnRes):
+    if not COSTS[cfg.variant].mixes:
         return 0
     counts = n_sources_per_mix(cfg)
     sources = cfg.n_layers  # one kept source (an output or a running block sum) per sublayer

@@ -1,5 +1,5 @@
 """Provenance and derived quantities a run records: env.json (versions, commit, host, device) and
-spec.json's "derived" block (parameter counts, FLOPs/token, steps)."""
+derived.json (parameter counts, FLOPs/token, tokens/step, steps; records.rundir.Derived)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ import torch
 from harness.accounting import flops_per_token, param_counts
 from harness.distributed import DistInfo
 from records.config import RunSpec
+from records.rundir import Derived
+from records.steps import step_plan
 
 
 def git_commit() -> str:
@@ -55,11 +57,10 @@ def environment(device: torch.device, dist_info: DistInfo, **extra: Any) -> dict
             "slurm_job_id": os.environ.get("SLURM_JOB_ID"), **extra}
 
 
-def derived(spec: RunSpec) -> dict[str, Any]:
-    from harness.train import make_schedule, tokens_per_step
-
-    sched = make_schedule(spec)
+def derived(spec: RunSpec) -> Derived:
+    """What training derives from the spec: the same counts `attnres plan` shows (harness.accounting,
+    records.steps)."""
+    steps = step_plan(spec.train, spec.model.seq_len)
     f = flops_per_token(spec.model)
-    return {"params": param_counts(spec.model).as_dict(),
-            "flops_per_token": {"forward": f.forward, "train": f.train},
-            "tokens_per_step": tokens_per_step(spec), "steps": sched.total_steps}
+    return Derived(params=param_counts(spec.model).as_dict(), flops_per_token={"forward": f.forward, "train": f.train},
+                   tokens_per_step=steps.tokens_per_step, steps=steps.total)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from records import steps
 from records.config import ConfigError, RunSpec
 
 # ----------------------------------------------------------------------------------------------
@@ -26,7 +27,7 @@ class Schedule:
     lr: float
     total_steps: int
     warmup_steps: int
-    kind: str
+    kind: str  # records.choices.Schedule's value (plain str: the checkpoint stores vars(schedule))
     min_ratio: float
     decay_steps: int  # WSD
 
@@ -49,17 +50,14 @@ class Schedule:
 
 
 def tokens_per_step(spec: RunSpec) -> int:
-    return spec.train.batch_size * spec.model.seq_len
+    return steps.tokens_per_step(spec.train.batch_size, spec.model.seq_len)
 
 
 def make_schedule(spec: RunSpec) -> Schedule:
+    """The run's schedule over the steps records.steps counts (the planner and sweeps count the same)."""
     tc = spec.train
-    tps = tokens_per_step(spec)
-    total = max(1, round(tc.tokens / tps))
-    warm_tokens = tc.warmup_tokens if tc.warmup_tokens is not None else tc.warmup_frac * tc.tokens
-    warmup = min(total, max(0, math.ceil(warm_tokens / tps)))
-    decay = round(tc.decay_frac * total) if tc.schedule == "wsd" else 0
-    return Schedule(tc.lr, total, warmup, tc.schedule, tc.min_lr_ratio, decay)
+    plan = steps.step_plan(tc, spec.model.seq_len)
+    return Schedule(tc.lr, plan.total, plan.warmup, str(tc.schedule), tc.min_lr_ratio, plan.decay)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from records.choices import Device, Dtype, Schedule, Variant, choices
+
 # ad-hoc settings and their defaults; None on the command line means "not given"
 _ADHOC = {"ladder": "tiny", "size": "d2", "variant": "baseline", "attnres_blocks": None, "tokens": 1_000_000,
           "batch_size": 32, "lr": 3e-3, "schedule": "cosine", "seed": 0, "data": None, "device": "auto",
@@ -43,16 +45,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("ad-hoc run (instead of --spec; defaults in brackets)")
     g.add_argument("--ladder", help="[tiny]")
     g.add_argument("--size", help="[d2]")
-    g.add_argument("--variant", help="[baseline]")
+    g.add_argument("--variant", choices=choices(Variant), metavar="VARIANT",
+                   help=f"residual variant: {', '.join(choices(Variant))} [baseline]")
     g.add_argument("--attnres-blocks", type=int)
     g.add_argument("--tokens", type=_num, help="token budget, e.g. 2e6 [1e6]")
     g.add_argument("--batch-size", type=int, help="[32]")
     g.add_argument("--lr", type=float, help="[3e-3]")
-    g.add_argument("--schedule", choices=["cosine", "wsd", "constant"], help="[cosine]")
+    g.add_argument("--schedule", choices=choices(Schedule), help="[cosine]")
     g.add_argument("--seed", type=int, help="[0]")
     g.add_argument("--data", help="prepared data directory [harness.data.default_data_dir()]")
-    g.add_argument("--device", choices=["auto", "cpu", "cuda"], help="[auto]")
-    g.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], help="[auto: bf16 autocast on CUDA, fp32 on CPU]")
+    g.add_argument("--device", choices=choices(Device), help="[auto]")
+    g.add_argument("--dtype", choices=choices(Dtype), help="[auto: bf16 autocast on CUDA, fp32 on CPU]")
     g.add_argument("--compile", action="store_true", default=None)
     g.add_argument("--activation-checkpointing", action="store_true", default=None,
                    help="recompute sublayer activations in the backward (less memory, same results)")
@@ -98,12 +101,12 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def spec_differences(existing: dict[str, Any], requested: dict[str, Any]) -> list[str]:
-    """'key: old -> new' for every setting that differs (the derived block is not a setting, and
-    tracking is execution only: it is not part of the run's identity either)."""
+    """'key: old -> new' for every setting that differs (an earlier version's "derived" block is not
+    a setting, and tracking is execution only: it is not part of the run's identity either)."""
     from records.config import RunSpec
 
     norm = lambda d: _flat(json.loads(json.dumps(RunSpec.from_dict(d).to_dict(), default=list)))
-    old = norm({k: v for k, v in existing.items() if k != "derived"})
+    old = norm(existing)
     new = norm(requested)
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
             if old.get(k) != new.get(k) and not k.startswith("tracking.")]
@@ -141,6 +144,7 @@ def _prepare(args: argparse.Namespace) -> str | None:
             raise ValueError("--force under torchrun: every process would replace the directory; fix: run it "
                              "once in one process (or move the directory away), then start torchrun without --force")
         old = set_aside(run.path)
+        # (without an earlier version's "derived" block: training writes derived.json anew)
         run.write_spec(requested or {k: v for k, v in existing.items() if k != "derived"})
         print(f"attnres train: started {run.path} over; the previous files are in {old}", file=sys.stderr)
         return None

@@ -6,158 +6,39 @@
     RunSpec      one run of a sweep: the three above plus its identity
 
 Every check fails with a ``ConfigError`` that names the field and says how to fix it.
-``to_dict``/``from_dict`` round-trip through JSON (the run directory's ``spec.json``).
+``to_dict``/``from_dict`` round-trip through JSON (the run directory's ``spec.json``). Closed sets
+of names (variant, schedule, dtype, device) are typed by records.choices: a field holds an enum
+member (a ``str``, so JSON and run ids are unchanged), and a bad name fails naming the field.
+
+Names: "block". An unqualified *block* is a Transformer block (attention + MLP: ``n_blocks``; the
+paper's L = 2 x n_blocks sublayers are its *layers*). The AttnRes grouping of layers is always
+qualified: an *AttnRes block* (the paper's N = ``n_attnres_blocks``, set by ``attnres_blocks``; its
+S layers = ``attnres_block_size``, set by ``layers_per_block``). ``block_size`` is not used, as
+nanoGPT readers take it for the context length (here ``seq_len``). The serialised keys
+``attnres_blocks`` and ``layers_per_block`` and the variant name "block" (Block AttnRes) stay as they
+are: run ids and sweep files are written with them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar
 
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field and the fix, and ``field`` holds
-    the field's name (the last part of a dotted name: "lr" for "train.lr") for callers that report
-    where it came from (a sweep file's table), so nobody has to parse the message."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def _fail(field_name: str, problem: str, fix: str) -> None:
-    raise ConfigError(f"{field_name}: {problem}; fix: {fix}", field=field_name.split(".")[-1])
-
-
-# ----------------------------------------------------------------------------- one setting's type and range
-# Every field of a config dataclass is checked here, on construction (``__post_init__``) and by the
-# sweep parser key by key (sweeps/spec.py), so a sweep file's mistakes are caught at `plan` by the
-# same rules training would apply. The type comes from the field's annotation; the range from RULES.
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """Range of a numeric setting (bounds inclusive unless ``*_open``) or the pattern of a string one."""
-
-    lo: float | None = None
-    hi: float | None = None
-    lo_open: bool = False
-    hi_open: bool = False
-    pattern: str | None = None  # a string setting must fullmatch it
-    allowed: str = ""  # the pattern in words, for the fix
-
-    def text(self) -> str:
-        if self.lo is not None and self.hi is not None:
-            return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
-        if self.lo is not None:
-            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
-        return f"{'<' if self.hi_open else '<='} {self.hi:g}"
-
-    def ok(self, v: float) -> bool:
-        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
-            return False
-        return not (self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi))
-
-
-POSITIVE = Rule(lo=0, lo_open=True)
-AT_LEAST_1 = Rule(lo=1)
-NON_NEGATIVE = Rule(lo=0)
-FRACTION = Rule(lo=0, hi=1)  # [0, 1]
-
-
-@functools.cache
-def _kind(cls: type, name: str) -> tuple[str, bool]:
-    """(base type, None allowed) of a field, from its annotation: int, float, bool, str, tuple, dict."""
-    ann = str({f.name: f.type for f in dataclasses.fields(cls)}[name])
-    parts = [p.strip() for p in ann.split("|")]
-    base = next((p for p in parts if p != "None"), "None")
-    return re.split(r"[\[ ]", base)[0], "None" in parts
-
-
-def _shown(value: Any) -> str:
-    """A value as the sweep file wrote it (TOML spells booleans true/false)."""
-    return str(value).lower() if isinstance(value, bool) else repr(value)
-
-
-def _unquote_hint(name: str, value: Any) -> str:
-    return f"write it without quotes: {name} = {value}" if isinstance(value, str) and value.strip() else ""
-
-
-def _check_scalar(name: str, kind: str, value: Any, rule: Rule | None) -> Any:
-    """Check one scalar value of a setting; returns it normalised (a whole float -> int)."""
-    if kind == "bool":
-        if not isinstance(value, bool):
-            _fail(name, f"expected true or false, got {_shown(value)}", f"write {name} = true or {name} = false")
-        return value
-    if kind in ("int", "float"):
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        whole = kind == "float" or (number and float(value).is_integer())
-        if not number or not math.isfinite(value) or not whole:
-            what = "a whole number" if kind == "int" else "a finite number"
-            got = "the string " + repr(value) if isinstance(value, str) else _shown(value)
-            hint = _unquote_hint(name, value) if isinstance(value, str) and _is_number(value) else ""
-            _fail(name, f"expected {what}, got {got}",
-                  hint or f"write {name} = <{what}{' ' + rule.text() if rule else ''}>")
-        if kind == "int":
-            value = int(value)
-        if rule is not None and not rule.ok(value):
-            _fail(name, f"must be {rule.text()}, got {value}", f"set {name} to a value {rule.text()}")
-        return value
-    if kind == "str":
-        if not isinstance(value, str):
-            _fail(name, f"expected a string, got {value!r}", f'quote it: {name} = "{value}"')
-        if _CONTROL.search(value):
-            _fail(name, f"{value!r} contains a control character (newline, tab, ...)", "remove it")
-        if rule is not None and rule.pattern and not re.fullmatch(rule.pattern, value):
-            _fail(name, f"{value!r} has characters outside {rule.allowed}", f"use only {rule.allowed}")
-    return value
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def check_setting(cls: type, name: str, value: Any) -> Any:
-    """Type and range of one setting of config dataclass ``cls`` on its own (cross-field checks are
-    ``__post_init__``'s); raises ConfigError naming the field and the fix. Returns the value
-    normalised: a whole float in an int field becomes an int (TOML's ``1e6``)."""
-    kind, optional = _kind(cls, name)
-    if value is None:
-        if not optional:
-            _fail(name, "must be set", f"give {name} a value")
-        return None
-    rule = getattr(cls, "RULES", {}).get(name)
-    if kind == "tuple":
-        if not isinstance(value, (list, tuple)):
-            _fail(name, f"expected a list, got {value!r}", f"write {name} = [...]")
-        items = tuple(_check_scalar(name, "int", v, rule) for v in value)
-        if len(set(items)) != len(items):
-            _fail(name, "a value is listed twice", "list each value once")
-        return items
-    if kind == "dict":
-        if not isinstance(value, dict):
-            _fail(name, f"expected a table, got {value!r}", f"write {name} = {{...}}")
-        return value
-    return _check_scalar(name, kind, value, rule)
-
-
-def _check_fields(obj: Any) -> None:
-    """Every field of a frozen config dataclass through ``check_setting`` (normalising in place)."""
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        checked = check_setting(type(obj), f.name, value)
-        if checked is not value:
-            object.__setattr__(obj, f.name, checked)
+from records.choices import Device, Dtype, Schedule, Variant
+from records.settings import (  # noqa: F401 - re-exported: the sweep parser checks settings with them
+    AT_LEAST_1,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    ConfigError,
+    Rule,
+    check_fields,
+    check_setting,
+)
+from records.settings import fail as _fail
 
 
 @dataclass(frozen=True)
@@ -171,9 +52,9 @@ class ModelConfig:
     head_dim_override: int | None = None
     d_ff: int = 96  # SwiGLU hidden width (three d_model x d_ff matrices)
     seq_len: int = 128  # context length T used in training and in the FLOP formula
-    variant: str = "baseline"  # residual variant, a name from harness.residuals.VARIANTS
-    # Block grouping for AttnRes variants: N blocks (attnres_blocks) or S layers per block
-    # (layers_per_block), never both. None for both means one block per layer (Full AttnRes).
+    variant: Variant = Variant.BASELINE  # residual variant (harness/residuals.py has one class per member)
+    # AttnRes-block grouping for AttnRes variants: N AttnRes blocks (attnres_blocks) or S layers per
+    # AttnRes block (layers_per_block), never both. None for both: one per layer (Full AttnRes).
     attnres_blocks: int | None = None
     layers_per_block: int | None = None
     depth_heads: int = 1  # heads of the depth attention (the paper's "multi-head" ablation)
@@ -208,7 +89,7 @@ class ModelConfig:
         return self.n_heads * self.head_dim
 
     @property
-    def block_size(self) -> int:
+    def attnres_block_size(self) -> int:
         """S, layers per AttnRes block (1 = Full AttnRes)."""
         if self.layers_per_block is not None:
             return self.layers_per_block
@@ -219,14 +100,10 @@ class ModelConfig:
     @property
     def n_attnres_blocks(self) -> int:
         """N, number of AttnRes blocks (the last one may be shorter)."""
-        return math.ceil(self.n_layers / self.block_size)
+        return math.ceil(self.n_layers / self.attnres_block_size)
 
     def __post_init__(self) -> None:
-        from harness.residuals import VARIANTS  # registry lives with the variants
-
-        _check_fields(self)  # types and ranges of each field (RULES); cross-field checks follow
-        if self.variant not in VARIANTS:
-            _fail("variant", f"unknown variant {self.variant!r}", f"use one of {sorted(VARIANTS)}")
+        check_fields(self)  # types, ranges and choices of each field (RULES, records.choices); cross-field checks follow
         if self.head_dim_override is None and self.d_model % self.n_heads:
             _fail("d_model", f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}",
                   "choose n_heads dividing d_model, or set head_dim_override")
@@ -250,16 +127,12 @@ class ModelConfig:
         if self.layers_per_block is not None and not 1 <= self.layers_per_block <= L:
             _fail("layers_per_block", f"S={self.layers_per_block} for L={L} layers",
                   f"choose 1 <= layers_per_block <= {L}")
-        if self.variant == "block" and self.attnres_blocks is None and self.layers_per_block is None:
-            _fail("attnres_blocks", "variant 'block' needs a block count",
+        if self.variant == Variant.BLOCK and self.attnres_blocks is None and self.layers_per_block is None:
+            _fail("attnres_blocks", "variant 'block' needs an AttnRes block count",
                   "set attnres_blocks (N, e.g. 8) or layers_per_block (S)")
-        if self.depth_heads > 1 and self.variant not in ("multihead",):
+        if self.depth_heads > 1 and self.variant != Variant.MULTIHEAD:
             _fail("depth_heads", f"depth_heads={self.depth_heads} only applies to variant 'multihead'",
                   "set variant='multihead' or depth_heads=1")
-
-
-SCHEDULES = ("cosine", "wsd", "constant")
-DTYPES = ("auto", "float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -269,7 +142,7 @@ class TrainConfig:
     micro_batch_size: int | None = None  # per-process sequences per forward; None = batch_size/world
     lr: float = 3e-3
     min_lr_ratio: float = 0.1  # final LR = lr * min_lr_ratio
-    schedule: str = "cosine"
+    schedule: Schedule = Schedule.COSINE
     # warmup scales with the run (a fixed long warmup would dominate small models); an absolute
     # warmup_tokens overrides it (needed for WSD families, whose branches must share the warmup)
     warmup_frac: float = 0.05
@@ -286,10 +159,10 @@ class TrainConfig:
     ckpt_every_s: float = 300.0  # wall-clock checkpoint period (plus one at every evaluation)
     save_at_tokens: tuple[int, ...] = ()  # extra kept checkpoints (WSD branch points)
     init_from: str | None = None  # checkpoint to branch from (WSD cool-down); relative to runs root
-    dtype: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | float32 (TF32 matmuls on CUDA) | bfloat16
+    dtype: Dtype = Dtype.AUTO  # auto (bf16 autocast on CUDA, fp32 on CPU) | float32 (TF32 matmuls on CUDA) | bfloat16
     compile: bool = False
     threads: int = 1  # intra-op threads per process on CPU (many 1-thread processes beat one big one)
-    device: str = "auto"  # auto | cpu | cuda
+    device: Device = Device.AUTO  # auto | cpu | cuda
     # recompute each sublayer's activations in the backward instead of keeping them (less memory,
     # ~1/3 more compute; same results): `attnres plan` says when a run needs it
     activation_checkpointing: bool = False
@@ -308,13 +181,7 @@ class TrainConfig:
     }
 
     def __post_init__(self) -> None:
-        _check_fields(self)  # types and ranges of each field (RULES); cross-field checks follow
-        if self.schedule not in SCHEDULES:
-            _fail("schedule", f"unknown schedule {self.schedule!r}", f"use one of {SCHEDULES}")
-        if self.dtype not in DTYPES:
-            _fail("dtype", f"got {self.dtype!r}", f"use one of {DTYPES}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            _fail("device", f"got {self.device!r}", "use 'auto', 'cpu' or 'cuda'")
+        check_fields(self)  # types, ranges and choices (schedule, dtype, device) of each field
 
 
 @dataclass(frozen=True)
@@ -363,7 +230,9 @@ class RunSpec:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain data: enum members as their values (a checkpoint stores this dict, and
+        torch.load(weights_only=True) admits no other classes)."""
+        return _plain(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
@@ -379,6 +248,16 @@ class RunSpec:
             arm=d.get("arm", ""),
             tracking=_build(TrackingConfig, d.get("tracking", {}), "tracking"),
         )
+
+
+def _plain(o: Any) -> Any:
+    if isinstance(o, StrEnum):
+        return o.value
+    if isinstance(o, dict):
+        return {k: _plain(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return type(o)(_plain(v) for v in o)
+    return o
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:

@@ -1,16 +1,21 @@
 """The run directory: the one module that defines its format (training writes, collector reads).
 
     <runs_root>/<sweep>/<run_id>/
-        spec.json        resolved RunSpec (+ "derived": parameter counts and FLOPs/token)
+        spec.json        resolved RunSpec (written by launch or `attnres train`; training only reads it)
+        derived.json     what training derives from the spec (``Derived``: parameter groups,
+                         FLOPs/token, tokens/step, steps), written once by training at its start;
+                         directories of earlier versions hold it as spec.json's "derived" block
+                         instead, which ``read_derived`` falls back to
         env.json         provenance written at (re)start: versions, git commit, device, host
         status.json      {"state", "message", "step", "tokens", "updated", "attempts", "job_id"}
-        metrics.jsonl    one JSON object per line (schema: METRIC_FIELDS, see README)
+        metrics.jsonl    one ``MetricRow`` per line (METRIC_FIELDS; checked when written)
         train.log        human-readable progress lines (never parsed)
         lock             flock'ed by the one process that trains the run (harness/runlock.py)
         cancelled.json   present after `attnres cancel`: launch leaves the run alone unless asked
         ckpt/last.pt     latest full training state (atomic replace; tensors and plain data only)
         ckpt/last.json   what the checkpoint holds (run, step, tokens, time), human-readable
-        ckpt/tokens_<n>.pt  kept checkpoints at requested token counts (WSD branch points), + .json
+        ckpt/tokens_<n>.pt  kept checkpoints at requested token counts (WSD branch points), + .json;
+                         ``KeptCheckpoint`` names them (and reads the token count back)
 
 States: pending (no directory or no status), queued, running, done, failed, diverged, preempted,
 cancelled (stopped on purpose by `attnres cancel`).
@@ -23,36 +28,17 @@ import math
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from records.choices import RunState
+from records.metrics import METRIC_FIELDS, TIMING_FIELDS, MetricRow, MetricRowError  # noqa: F401 - re-exported
 
 STATES = tuple(RunState)
 CANCEL_MARK = "cancelled.json"
 FINAL_STATES = ("done", "failed", "diverged")
-
-# metrics.jsonl columns: name -> (type, unit). "eval" rows add val_loss and, for AttnRes models,
-# layer_rms (list, one per sublayer output) and depth_alpha (list of lists: target layer -> sources).
-METRIC_FIELDS: dict[str, tuple[str, str]] = {
-    "kind": ("str", "'train' or 'eval'"),
-    "step": ("int", "optimizer steps done"),
-    "tokens": ("int", "training tokens consumed"),
-    "flops": ("float", "training FLOPs so far (flops_per_token x tokens)"),
-    "train_loss": ("float", "nats/token, mean over the steps since the previous row"),
-    "val_loss": ("float|null", "nats/token on the fixed validation slice (eval rows)"),
-    "lr": ("float", "learning rate of the last step"),
-    "grad_norm": ("float", "global L2 norm before clipping, last step"),
-    "tokens_per_s": ("float", "training throughput since the previous row (all processes)"),
-    "elapsed_s": ("float", "wall seconds of training, summed over restarts"),
-    "mfu": ("float|null", "model FLOPs utilisation since the previous row (GPU with a known peak; harness/devices.py)"),
-    "layer_rms": ("list[float]|null", "RMS of each sublayer output at eval (Figure 5)"),
-    "depth_alpha": ("list[list[float]]|null", "alpha_{i->l} averaged over tokens (Figure 8)"),
-}
-# fields that depend on wall-clock time and so differ between otherwise identical runs
-TIMING_FIELDS = ("tokens_per_s", "elapsed_s", "mfu")
 
 
 def is_cancelled(run_dir: str | os.PathLike[str]) -> bool:
@@ -107,6 +93,55 @@ def _clean(o: Any) -> Any:
     return o
 
 
+@dataclass(frozen=True)
+class Derived:
+    """What training derives from a run's spec (derived.json; harness/runinfo.py computes it): the
+    numbers collect and status read without recomputing them."""
+
+    params: dict[str, int]  # parameter groups (harness.accounting.ParamCounts.as_dict(): ..., total, non_embedding)
+    flops_per_token: dict[str, float]  # {"forward": ..., "train": 3 x forward}
+    tokens_per_step: int  # batch_size x seq_len
+    steps: int  # optimizer steps of the whole run (records/steps.py)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": dict(self.params), "flops_per_token": dict(self.flops_per_token),
+                "tokens_per_step": self.tokens_per_step, "steps": self.steps}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> Derived:
+        keys = ("params", "flops_per_token", "tokens_per_step", "steps")
+        if not isinstance(d, dict) or set(d) != set(keys):
+            got = sorted(d) if isinstance(d, dict) else type(d).__name__
+            raise ValueError(f"{where}: expected the keys {list(keys)}, got {got}; fix: delete it (training "
+                             "writes it again when it next starts)")
+        return cls(**{k: d[k] for k in keys})
+
+
+@dataclass(frozen=True)
+class KeptCheckpoint:
+    """A checkpoint kept at a token count (a WSD branch point): ``ckpt/tokens_<n>.pt`` of its run. The
+    one place that names such a file and reads the token count back from a name."""
+
+    tokens: int
+
+    @property
+    def name(self) -> str:
+        return f"tokens_{int(self.tokens)}.pt"
+
+    def init_from(self, run_id: str) -> str:
+        """How a branch names it in ``train.init_from``: relative to the sweep's runs directory."""
+        return f"{run_id}/ckpt/{self.name}"
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str]) -> KeptCheckpoint | None:
+        """The kept checkpoint a path names, or None for any other file (``last.pt``, ...)."""
+        name = PurePosixPath(os.fspath(path)).name
+        digits = name.removeprefix("tokens_").removesuffix(".pt")
+        if not (digits.isascii() and digits.isdigit()) or name != cls(int(digits)).name:
+            return None
+        return cls(int(digits))
+
+
 @dataclass
 class MetricsRead:
     rows: list[dict[str, Any]]
@@ -147,7 +182,11 @@ class RunDir:
         return self.ckpt_dir / "last.pt"
 
     def kept_ckpt(self, tokens: int) -> Path:
-        return self.ckpt_dir / f"tokens_{int(tokens)}.pt"
+        return self.ckpt_dir / KeptCheckpoint(tokens).name
+
+    @property
+    def derived_path(self) -> Path:
+        return self.path / "derived.json"
 
     # --- spec / env
     def write_spec(self, spec_dict: dict[str, Any]) -> None:
@@ -155,6 +194,29 @@ class RunDir:
 
     def read_spec(self) -> dict[str, Any]:
         return json.loads(self.spec_path.read_text())
+
+    # --- derived values (training's one file)
+    def write_derived(self, derived: Derived) -> None:
+        _atomic_write_text(self.derived_path, json.dumps(derived.to_dict(), indent=2, sort_keys=True,
+                                                         default=_json_default))
+
+    def read_derived(self) -> Derived | None:
+        """derived.json; in a directory of an earlier version, spec.json's "derived" block; None when
+        training has not written them yet. ValueError (naming the file and the fix) when unreadable."""
+        if self.derived_path.exists():
+            try:
+                d = json.loads(self.derived_path.read_text())
+            except ValueError as e:
+                raise ValueError(f"{self.derived_path}: not JSON ({e}); fix: delete it (training writes it "
+                                 "again when it next starts)") from None
+            return Derived.from_dict(d, str(self.derived_path))
+        try:
+            spec = self.read_spec()
+        except (FileNotFoundError, ValueError):
+            return None
+        if isinstance(spec, dict) and "derived" in spec:
+            return Derived.from_dict(spec["derived"], f"{self.spec_path} (\"derived\")")
+        return None
 
     def write_env(self, env: dict[str, Any]) -> None:
         _atomic_write_text(self.env_path, json.dumps(env, indent=2, sort_keys=True, default=_json_default))
@@ -186,11 +248,23 @@ class RunDir:
         return self.read_status().get("state", "pending")
 
     # --- metrics
-    def append_metrics(self, row: dict[str, Any]) -> None:
+    def append_metrics(self, row: MetricRow | Mapping[str, Any]) -> None:
+        """Append one row; a dict must be a whole MetricRow (MetricRowError names a missing, extra or
+        mistyped field, and nothing is written)."""
+        if not isinstance(row, MetricRow):
+            row = MetricRow.from_dict(row)
+        self._append_rows([row.as_dict()])
+
+    def copy_metrics(self, source: RunDir, max_step: int) -> None:
+        """Append ``source``'s rows up to ``max_step`` as they are (a WSD branch starts with its parent's
+        curve; the rows were checked when the parent wrote them)."""
+        self._append_rows([r for r in source.read_metrics().rows if int(r["step"]) <= max_step])
+
+    def _append_rows(self, rows: list[dict[str, Any]]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(_clean(row), default=_json_default, separators=(",", ":"))
+        lines = "".join(json.dumps(_clean(r), default=_json_default, separators=(",", ":")) + "\n" for r in rows)
         with open(self.metrics_path, "a") as f:
-            f.write(line + "\n")
+            f.write(lines)
             f.flush()
 
     def read_metrics(self) -> MetricsRead:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from harness.accounting import ParamCounts, flops_per_token, param_counts
 from harness.ladder import LADDERS
 from records.choices import BudgetMode, Schedule
 from records.config import ConfigError, DataConfig, ModelConfig, RunSpec, TrainConfig
+from records.rundir import KeptCheckpoint
+from records.steps import fraction_of_steps, nearest_steps, tokens_per_step
 from sweeps import rules
 from sweeps.budget import Point, budget_points, check_budgets
 from sweeps.checker import SweepError
@@ -62,10 +63,8 @@ class PlannedRun:
 
 def branch_point(spec: RunSpec) -> int:
     """Tokens already trained in the checkpoint a run starts from (0 unless it is a WSD branch)."""
-    if not spec.train.init_from:
-        return 0
-    m = re.search(r"tokens_(\d+)\.pt$", spec.train.init_from)
-    return int(m.group(1)) if m else 0
+    kept = KeptCheckpoint.from_path(spec.train.init_from) if spec.train.init_from else None
+    return kept.tokens if kept else 0
 
 
 def _settings_error(sweep: Sweep, e: ConfigError, origins: dict[str, str], fallback: str) -> SweepError:
@@ -139,10 +138,10 @@ def _expand_one(sweep: Sweep, arm: Arm, size: str, axis_values: dict[str, Any]) 
         ctx = rules.RuleContext(ladder=sweep.ladder, size=size, reference=LADDERS[sweep.ladder][size].reference,
                                 seq_len=model.seq_len, tokens=int(tokens), compute=fpt * tokens)
         values = {**rules.derive(sweep.rules, ctx), **explicit, **extra, "seed": seed}
-        tps = int(values.get("batch_size", TrainConfig.batch_size)) * model.seq_len
-        values["tokens"] = max(1, round(tokens / tps)) * tps  # whole optimizer steps
+        tps = tokens_per_step(int(values.get("batch_size", TrainConfig.batch_size)), model.seq_len)
+        values["tokens"] = nearest_steps(tokens, tps) * tps  # whole optimizer steps
         if "eval_every_tokens" in values and values["eval_every_tokens"] is not None:
-            values["eval_every_tokens"] = max(tps, round(values["eval_every_tokens"] / tps) * tps)
+            values["eval_every_tokens"] = nearest_steps(values["eval_every_tokens"], tps) * tps
         try:
             return TrainConfig(**values)
         except ConfigError as e:
@@ -178,14 +177,15 @@ def _wsd_family(sweep: Sweep, points: list[Point], seed: int, seq_len: int,
     points = sorted(points, key=lambda p: p.tokens)
     top = points[-1]
     probe = make_train(top.tokens, seed, {"schedule": Schedule.WSD, "decay_frac": f})
-    tps = probe.batch_size * seq_len
-    warmup = probe.warmup_tokens if probe.warmup_tokens is not None else round(probe.warmup_frac * probe.tokens / tps) * tps
+    tps = tokens_per_step(probe.batch_size, seq_len)
+    warmup = (probe.warmup_tokens if probe.warmup_tokens is not None
+              else nearest_steps(probe.warmup_frac * probe.tokens, tps, at_least=0) * tps)
     shared = {"schedule": Schedule.WSD, "batch_size": probe.batch_size, "lr": probe.lr, "warmup_tokens": warmup,
               "decay_frac": f}
     branches: list[tuple[Point, int, TrainConfig]] = []
     for p in points[:-1]:
-        steps = max(2, round(p.tokens / tps))
-        decay_steps = max(1, round(f * steps))
+        steps = nearest_steps(p.tokens, tps, at_least=2)
+        decay_steps = fraction_of_steps(f, steps, at_least=1)
         start = (steps - decay_steps) * tps  # the branch point: a whole step, inside the stable phase
         if start < warmup:
             raise SweepError(f"{sweep.file}: [budget]: budget {p.tag} cools down from {start} tokens, before the "
@@ -198,6 +198,6 @@ def _wsd_family(sweep: Sweep, points: list[Point], seed: int, seq_len: int,
     trunk = make_run(trunk_train, top)
     out = [trunk]
     for p, start, train in branches:
-        train = dataclasses.replace(train, init_from=f"{trunk.run_id}/ckpt/tokens_{start}.pt")
+        train = dataclasses.replace(train, init_from=KeptCheckpoint(start).init_from(trunk.run_id))
         out.append(make_run(train, p, depends_on=trunk.run_id))
     return out

@@ -26,6 +26,7 @@ from typing import Any
 
 from harness import devices
 from harness.memory import memory_estimate
+from records.steps import step_plan
 from records.units import PF_DAY
 from sweeps.rules import rule_sources
 from sweeps.spec import PlannedRun, Sweep, expand
@@ -79,7 +80,7 @@ def plan_row(run: PlannedRun, sweep: Sweep, rate: devices.Throughput, train_toke
         "params_total": p.total, "params_non_embedding": p.non_embedding,
         "tokens": tc.tokens, "trained_tokens": run.trained_tokens, "tokens_per_param": tc.tokens / p.total,
         "batch_size": tc.batch_size, "micro_batch": micro, "lr": tc.lr, "schedule": tc.schedule,
-        "steps": max(1, round(tc.tokens / (tc.batch_size * run.spec.model.seq_len))),
+        "steps": step_plan(tc, run.spec.model.seq_len).total,
         "flops_per_token": run.flops_per_token,
         "compute_flops": run.compute, "compute_pfdays": run.compute / PF_DAY,
         "device_hours": device_hours, "wall_hours": device_hours / sweep.launch.devices_per_run,

@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.ladder import LADDERS
-from harness.residuals import VARIANTS
 from records import config as hconfig
-from records.choices import Tokenizer, choices
+from records.choices import Tokenizer, Variant, choices
 from records.config import ModelConfig, TrainConfig
 from sweeps import rules
 from sweeps.budget import Budget, parse_budget
@@ -254,7 +253,7 @@ def _parse_axes(c: Checker, table: dict[str, Any], where: str) -> dict[str, list
 
 def _parse_arms(c: Checker, variants: Any) -> tuple[Arm, ...]:
     if variants is None:
-        raise c.fail("[variants]", "missing", f"add e.g. variants = ['baseline', 'full'] (known: {sorted(VARIANTS)})")
+        raise c.fail("[variants]", "missing", f"add e.g. variants = ['baseline', 'full'] (known: {sorted(choices(Variant))})")
     if isinstance(variants, list):
         for v in variants:
             if not isinstance(v, str):
@@ -284,9 +283,9 @@ def _parse_arm(c: Checker, name: str, body: Any) -> Arm:
         raise c.fail(f"[variants.{name}.axes]", "expected a table", "write axes = {lr = [1e-3, 3e-3]}")
     body.setdefault("variant", name)
     variant = c.string(body["variant"], f"{where}.variant")
-    if variant not in VARIANTS:
+    if variant not in choices(Variant):
         raise c.fail(f"{where}.variant", f"{variant!r} is not a residual variant",
-                     f"set variant to one of {sorted(VARIANTS)} (harness/residuals.py)")
+                     f"set variant to one of {sorted(choices(Variant))} (harness/residuals.py)")
     before = len(c.problems)
     _check_settings(c, body, where, model_ok=True, train_ok=False)
     _check_settings(c, train, f"[variants.{name}.train]", model_ok=False, train_ok=True)

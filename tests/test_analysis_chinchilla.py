@@ -86,7 +86,7 @@ def test_recovers_known_parameters_from_synthetic_data():
     n, d = np.meshgrid(np.geomspace(2e7, 2e10, 8), np.geomspace(5e8, 2e12, 8))
     n, d = n.ravel(), d.ravel()
     loss = truth.loss(n, d) * np.exp(rng.normal(0.0, 0.001, n.size))
-    obs = Observations(variant=np.full(n.size, "all"), size=n.astype(str), run=np.arange(n.size).astype(str),
+    obs = Observations(arm=np.full(n.size, "all"), size=n.astype(str), run=np.arange(n.size).astype(str),
                        seed=np.zeros(n.size, dtype=np.int64), n_params=n, tokens=d, compute=6 * n * d, loss=loss)
     law = fit_chinchilla(obs, n_starts=8).law
     print(f"\nrecovered E={law.E:.4f} alpha={law.alpha:.4f} beta={law.beta:.4f} (truth 1.69, 0.34, 0.28)")

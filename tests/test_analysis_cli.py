@@ -88,7 +88,7 @@ def test_fit_json_carries_every_fitted_parameter(design, tmp_path, capsys):
 def test_fit_table_paper_table2(capsys):
     table = resources.files("analysis") / "reference" / "paper_table2.csv"
     rc, out, err = _run(capsys, ["fit", "--table", str(table), "--c-col", "compute_pfdays", "--loss-col", "val_loss",
-                                 "--variant-col", "variant", "--size-col", "size", "--n-col", "params_active",
+                                 "--arm-col", "variant", "--size-col", "size", "--n-col", "params_active",
                                  "--d-col", "tokens", "--compute-unit", "PF-days", "--forms", "paper",
                                  "--headline-form", "paper", "--json"])
     assert rc == 0, err

@@ -24,9 +24,9 @@ TOLERANCE = 0.015  # the shared reference README's acceptance bound on |a - a_pu
 @pytest.fixture(scope="module")
 def fits() -> dict[str, IsoflopFit]:
     # no D column: load_table derives D = C / (6 N), the convention of the upstream table
-    obs = load_table(ISOFLOP, loss_col="loss", n_col="N", c_col="C_flops_budget", variant_col="config",
+    obs = load_table(ISOFLOP, loss_col="loss", n_col="N", c_col="C_flops_budget", arm_col="config",
                      compute_unit="FLOPs")
-    return {v: fit_isoflop(obs.of(v), v) for v in obs.variants}
+    return {v: fit_isoflop(obs.of(v), v) for v in obs.arms}
 
 
 @pytest.fixture(scope="module")

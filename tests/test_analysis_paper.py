@@ -56,7 +56,7 @@ def test_paper_headline_reading():
 
 def _table2():
     return load_table(TABLE2, loss_col="val_loss", c_col="compute_pfdays", n_col="params_active", d_col="tokens",
-                      variant_col="variant", size_col="size", compute_unit="PF-days")
+                      arm_col="variant", size_col="size", compute_unit="PF-days")
 
 
 def test_table2_states_and_follows_its_compute_convention():
@@ -70,7 +70,7 @@ def test_table2_states_and_follows_its_compute_convention():
 
 def test_table2_paper_fit_reproduces_published_coefficients_and_multiplier():
     obs = _table2()
-    fits = {v: fit_paper(obs.of(v)) for v in obs.variants}
+    fits = {v: fit_paper(obs.of(v)) for v in obs.arms}
     for v, (a_pub, alpha_pub) in PUBLISHED.items():
         law = fits[v].law
         print(f"{v:9s} fitted A = {law.A:.4f} (published {a_pub}), alpha = {law.alpha:.4f} (published {alpha_pub})")
@@ -115,7 +115,7 @@ def test_table2_shift_headline_through_the_cli(capsys):
     from harness.cli import main
 
     rc = main(["fit", "--table", str(TABLE2), "--c-col", "compute_pfdays", "--loss-col", "val_loss",
-               "--variant-col", "variant", "--size-col", "size", "--n-col", "params_active", "--d-col", "tokens",
+               "--arm-col", "variant", "--size-col", "size", "--n-col", "params_active", "--d-col", "tokens",
                "--compute-unit", "PF-days", "--json"])
     out = capsys.readouterr().out
     assert rc == 0

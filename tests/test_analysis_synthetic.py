@@ -19,7 +19,7 @@ TRUE_M = 1.25
 
 def _obs(n, d, c, loss) -> Observations:
     k = len(loss)
-    return Observations(variant=np.full(k, "all"), size=np.array([f"{x:.4g}" for x in c]),
+    return Observations(arm=np.full(k, "all"), size=np.array([f"{x:.4g}" for x in c]),
                         run=np.array([f"r{i}" for i in range(k)]), seed=np.zeros(k, dtype=np.int64),
                         n_params=np.asarray(n, float), tokens=np.asarray(d, float), compute=np.asarray(c, float),
                         loss=np.asarray(loss, float))
@@ -184,8 +184,8 @@ def test_bootstrap_resamples_units_jointly_not_checkpoints(tmp_path):
     for size in set(obs.size):  # one seed: a unit is a size, drawn for both arms at once
         rows = res.weights[:, obs.size == size]
         assert (rows == rows[:, :1]).all()
-    for v in obs.variants:
-        m = obs.variant == v
+    for v in obs.arms:
+        m = obs.arm == v
         per_run = res.weights[:, m][:, np.unique(obs.run[m], return_index=True)[1]]
         assert (per_run.sum(1) == 3).all()
     a = analyse_results(tmp_path / "ck", AnalysisOptions(n_boot=100, forms=("chinchilla",), checkpoints=True,
@@ -252,9 +252,9 @@ def test_device_time_multiplier_from_measured_throughput():
     rows = []
     for size, fpt_b, tps_b, tps_a in (("d2", 1e5, 5e4, 4e4), ("d3", 2e5, 3e4, 2.7e4)):
         for seed, jitter in ((0, 1.0), (1, 1.1), (2, 0.9)):
-            rows.append({"variant": "baseline", "cell": size, "seed": seed, "flops_per_token": fpt_b,
+            rows.append({"arm": "baseline", "cell": size, "seed": seed, "flops_per_token": fpt_b,
                          "tokens_per_s": tps_b * jitter, "device": "cpu:test"})
-            rows.append({"variant": "block", "cell": size, "seed": seed, "flops_per_token": 1.02 * fpt_b,
+            rows.append({"arm": "block", "cell": size, "seed": seed, "flops_per_token": 1.02 * fpt_b,
                          "tokens_per_s": tps_a * jitter, "device": "cpu:test"})
     m = Interval(1.2, 1.1, 1.3, 0.9, "shift")
     dt = device_time(pd.DataFrame(rows), "block", "baseline", m)

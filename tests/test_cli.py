@@ -27,7 +27,8 @@ def test_help_and_argument_parsing_import_no_heavy_module():
     """One fresh interpreter parses each command line in turn and says which heavy modules got
     imported (a module list, not a timing: the machine is shared)."""
     argvs = [["--help"], ["--version"], ["plan", "--help"], ["launch", "--help"], ["status", "--help"],
-             ["collect", "--help"], ["train", "--help"], ["data", "prepare", "--help"], ["nosuch"]]
+             ["collect", "--help"], ["train", "--help"], ["data", "prepare", "--help"], ["fit", "--help"],
+             ["figures", "--help"], ["report", "--help"], ["nosuch"]]
     code = f"""
 import contextlib, io, json, sys
 from harness.cli import main

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import math
 import multiprocessing as mp
 import os
@@ -21,7 +22,7 @@ import pytest
 import sweeps.collect as collect_mod
 from records import tables
 from records.config import ModelConfig, TrainConfig
-from records.rundir import METRIC_FIELDS, RunDir
+from records.rundir import METRIC_FIELDS, Derived, RunDir
 from sweeps.cli import register_collect
 from sweeps.collect import CURVES_SCHEMA, collect
 
@@ -33,7 +34,8 @@ TOKENS_PER_STEP = 8 * 128  # batch_size x seq_len below
 def spec_dict(run_id: str, variant: str = "baseline", n_blocks: int = 2, n_evals: int = 4, seed: int = 0,
               axes: dict | None = None, attnres_blocks: int | None = None, layers_per_block: int | None = None,
               arm: str = "") -> dict:
-    """A spec.json as training writes it: RunSpec.to_dict() (every config field) plus "derived"."""
+    """A spec.json as training of earlier versions wrote it: RunSpec.to_dict() (every config field) plus
+    "derived" (training now writes the derived values to derived.json: ``new_layout``)."""
     model = {f.name: f.default for f in fields(ModelConfig)}
     model.update(variant=variant, n_blocks=n_blocks, attnres_blocks=attnres_blocks, layers_per_block=layers_per_block)
     steps = n_evals * STEPS_PER_EVAL
@@ -92,6 +94,13 @@ def make_run(root: Path, run_id: str, state: str = "done", n_evals: int = 4, eva
     write_rows(rd, spec, 0, done * STEPS_PER_EVAL)
     rd.set_status(state, step=done * STEPS_PER_EVAL, tokens=done * STEPS_PER_EVAL * TOKENS_PER_STEP, attempts=1)
     return rd
+
+
+def new_layout(rd: RunDir) -> None:
+    """The run directory as training writes it now: spec.json as launch wrote it, derived.json beside it."""
+    spec = rd.read_spec()
+    rd.write_derived(Derived(**spec.pop("derived")))
+    rd.write_spec(spec)
 
 
 def read(path: Path) -> list[dict]:
@@ -214,9 +223,10 @@ def test_arm_and_variant_are_separate_columns_and_attnres_blocks_are_effective(r
 
 
 def test_a_collected_ablation_sweep_keeps_arms_that_share_a_variant(roots):
-    """The shipped ablations sweep, planned, written as training writes it (RunSpec.to_dict() plus
-    harness.runinfo.derived) and collected: `nokeynorm` and `block_nokeynorm` share the variant
-    nokeynorm and stay two arms; Block's N and S are the sweep file's (S = 2 at L = 8: N = 4)."""
+    """The shipped ablations sweep, planned, written as launch and training write it (spec.json:
+    RunSpec.to_dict(); derived.json: harness.runinfo.derived) and collected: `nokeynorm` and
+    `block_nokeynorm` share the variant nokeynorm and stay two arms; Block's N and S are the sweep
+    file's (S = 2 at L = 8: N = 4)."""
     from harness.runinfo import derived
     from sweeps.spec import expand, load_sweep
 
@@ -225,10 +235,10 @@ def test_a_collected_ablation_sweep_keeps_arms_that_share_a_variant(roots):
     chosen = [r for r in planned if r.arm in ("baseline", "nokeynorm", "block_nokeynorm", "block")]
     for r in chosen:
         rd = RunDir(runs / "ablations" / r.run_id)
-        spec = {**r.spec.to_dict(), "derived": derived(r.spec)}
-        rd.write_spec(spec)
+        rd.write_spec(r.spec.to_dict())
+        rd.write_derived(derived(r.spec))
         rd.write_env(ENV)
-        write_rows(rd, spec, 0, 20)
+        write_rows(rd, {**r.spec.to_dict(), "derived": derived(r.spec).to_dict()}, 0, 20)
         rd.set_status("running", step=20, attempts=1)
     s = collect("ablations", runs, results, expected_run_ids=[r.run_id for r in planned])
     rows = by_id(read(results / "ablations" / "runs.parquet"))
@@ -241,6 +251,22 @@ def test_a_collected_ablation_sweep_keeps_arms_that_share_a_variant(roots):
     for c in read(results / "ablations" / "curves.parquet"):
         arms_of_variant.setdefault(c["variant"], set()).add(c["arm"])
     assert arms_of_variant["nokeynorm"] == {"nokeynorm", "block_nokeynorm"}
+
+
+def test_derived_json_and_the_older_spec_block_give_the_same_row(roots):
+    """Training writes derived.json; run directories of earlier versions hold the same values in
+    spec.json's "derived" block. Both collect to the same row, without problems."""
+    runs, results = roots
+    make_run(runs, "old", variant="block", n_blocks=3, attnres_blocks=3)
+    new = make_run(runs, "new", variant="block", n_blocks=3, attnres_blocks=3)
+    new_layout(new)
+    assert "derived" not in new.read_spec() and new.derived_path.exists()
+    s = collect(SWEEP, runs, results)
+    assert s.problems == []
+    rows = by_id(read(results / SWEEP / "runs.parquet"))
+    assert rows["new"]["params_total"] is not None and rows["new"]["flops_per_token"] is not None
+    assert {k: v for k, v in rows["new"].items() if k not in ("run_id", "problems")} == \
+        {k: v for k, v in rows["old"].items() if k not in ("run_id", "problems")}
 
 
 # --------------------------------------------------------------------------- idempotent and incremental
@@ -303,7 +329,8 @@ def test_done_run_without_metrics_or_final_eval_is_flagged(roots):
     make_run(runs, "no-metrics").metrics_path.unlink()
     make_run(runs, "short", n_evals=4, evals_done=3)  # says done, but the last evaluation is missing
     bad = make_run(runs, "bad-values", variant="full", n_evals=2)
-    bad.append_metrics({**metric_row(bad.read_spec(), "eval", 30), "val_loss": "n/a", "depth_alpha": [1.0]})
+    with open(bad.metrics_path, "a") as f:  # a writer that broke the schema (RunDir.append_metrics refuses it)
+        f.write(json.dumps({**metric_row(bad.read_spec(), "eval", 30), "val_loss": "n/a", "depth_alpha": [1.0]}) + "\n")
     s = collect(SWEEP, runs, results)
     rows = by_id(read(results / SWEEP / "runs.parquet"))
     assert s.counts == {"done": 3}
@@ -334,7 +361,7 @@ def test_corrupt_spec_or_status_is_flagged_and_the_run_kept(roots):
     assert rows["bad-spec"]["problems"] == "spec.json is corrupt" and rows["bad-spec"]["variant"] is None
     assert rows["bad-spec"]["n_evals"] == 4  # its curve is still collected
     assert rows["bad-status"]["status"] == "failed" and rows["bad-status"]["problems"] == "status.json is corrupt"
-    assert rows["partial-spec"]["problems"] == "spec.json lacks derived.flops_per_token.train, derived.flops_per_token.forward"
+    assert re.fullmatch(r'.*/partial-spec/spec\.json \("derived"\): expected the keys .*; fix: .*', rows["partial-spec"]["problems"])
     assert rows["partial-spec"]["compute_flops"] is None and rows["partial-spec"]["final_val_loss"] is not None
     # a spec that does not parse as a RunSpec is a problem of the run, read no further, never a crash
     bad = rows["unparsed-spec"]

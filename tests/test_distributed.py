@@ -83,15 +83,15 @@ for name in ("all_reduce", "broadcast", "all_gather", "all_gather_into_tensor", 
     wrap(name)
 
 model_device = {}
-fit = ht.Trainer.fit
-def fit_elsewhere(self):
+train = ht.Trainer.train
+def train_elsewhere(self):
     model_device["device"] = str(next(self.model.parameters()).device)
     torch.set_default_device("meta")
     try:
-        return fit(self)
+        return train(self)
     finally:
         torch.set_default_device(None)
-ht.Trainer.fit = fit_elsewhere
+ht.Trainer.train = train_elsewhere
 state = ht.train_run(sys.argv[1])
 with open(sys.argv[2], "w") as f:
     json.dump({"state": state, "model_device": model_device.get("device"), "collectives": seen}, f)

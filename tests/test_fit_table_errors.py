@@ -29,7 +29,7 @@ def good_rows() -> list[list]:
 
 
 def fit(path, *extra: str) -> int:
-    return main(["fit", "--table", str(path), "--variant-col", "variant", "--loss-col", "loss", "--n-boot", "0",
+    return main(["fit", "--table", str(path), "--arm-col", "variant", "--loss-col", "loss", "--n-boot", "0",
                  "--forms", "paper", *extra])
 
 

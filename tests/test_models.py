@@ -15,7 +15,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from harness.accounting import flops_per_token, param_counts
 from harness.ladder import LADDERS, model_config
 from harness.model import LM
-from harness.residuals import VARIANTS, block_layout
+from harness.residuals import VARIANTS
+from harness.variant_costs import COSTS, attnres_block_layout
+from records.choices import Variant
 from records.config import ConfigError, ModelConfig
 
 torch.set_num_threads(1)
@@ -171,7 +173,7 @@ def test_naive_reference(variant, extra, S):
     torch.manual_seed(2)
     model = LM(small_cfg(variant, **extra))
     randomise_residual(model, seed=3)
-    assert model.cfg.block_size == S
+    assert model.cfg.attnres_block_size == S
     idx = torch.randint(0, 64, (2, 16))
     tgt = idx.roll(1, 1)
     fast = model(idx)
@@ -185,9 +187,9 @@ def test_naive_reference(variant, extra, S):
         assert torch.allclose(g_fast[n], p.grad, atol=1e-5, rtol=1e-4), n
 
 
-def test_block_layout_last_block_shorter():
-    assert block_layout(small_cfg("block", attnres_blocks=4)) == [3, 3, 3, 1]
-    assert block_layout(small_cfg("block", layers_per_block=4)) == [4, 4, 2]
+def test_attnres_block_layout_last_block_shorter():
+    assert attnres_block_layout(small_cfg("block", attnres_blocks=4)) == [3, 3, 3, 1]
+    assert attnres_block_layout(small_cfg("block", layers_per_block=4)) == [4, 4, 2]
 
 
 @pytest.mark.parametrize("bad,field", [
@@ -247,21 +249,48 @@ def test_param_groups(variant):
                 assert counts.non_embedding == counts.total - counts.embedding
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-@pytest.mark.parametrize("size", ["d2", "d4", "d6"])
-def test_flops_vs_counter(variant, size):
-    """Forward matmul FLOPs of the formula agree with FlopCounterMode within 2%. SDPA runs on its
-    math backend here so the counter sees the attention-score matmuls."""
-    cfg = model_config("tiny", size, variant=variant, seq_len=64,
-                       **_variant_kwargs(variant, 2 * LADDERS["tiny"][size].n_blocks))
+def counted_forward_flops(cfg: ModelConfig) -> float:
+    """Forward FLOPs per token as FlopCounterMode counts them on a real model. SDPA runs on its math
+    backend here so the counter sees the attention-score matmuls."""
     model = LM(cfg)
     B = 2
     idx = torch.randint(0, cfg.vocab_size, (B, cfg.seq_len))
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         model(idx)
-    measured = counter.get_total_flops() / (B * cfg.seq_len)
-    formula = flops_per_token(cfg).forward
+    return counter.get_total_flops() / (B * cfg.seq_len)
+
+
+def _tiny(variant: str, size: str) -> ModelConfig:
+    return model_config("tiny", size, variant=variant, seq_len=64,
+                        **_variant_kwargs(variant, 2 * LADDERS["tiny"][size].n_blocks))
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("size", ["d2", "d4", "d6"])
+def test_flops_vs_counter(variant, size):
+    """Forward matmul FLOPs of the formula agree with FlopCounterMode within 2%."""
+    cfg = _tiny(variant, size)
+    measured, formula = counted_forward_flops(cfg), flops_per_token(cfg).forward
     assert abs(measured / formula - 1) < 0.02, (measured, formula)
+
+
+@pytest.mark.parametrize("variant", sorted(set(VARIANTS) - {"baseline"}))
+@pytest.mark.parametrize("size", ["d2", "d4", "d6"])
+def test_attnres_flops_vs_counter(variant, size):
+    """The AttnRes term on its own: the counter's FLOPs of the variant minus those of the baseline
+    with the same sublayers must equal the formula's attnres group to rounding. (It is 1.4-4% of
+    the forward FLOPs at these sizes, inside the total's 2% tolerance: a missing or miscounted
+    term would pass test_flops_vs_counter.)"""
+    cfg = _tiny(variant, size)
+    measured = counted_forward_flops(cfg) - counted_forward_flops(_tiny("baseline", size))
+    formula = flops_per_token(cfg).attnres
+    assert measured > 0 and formula == pytest.approx(measured, rel=1e-9), (measured, formula)
+
+
+def test_registries_hold_the_variant_names():
+    """One residual class and one cost entry per records.choices.Variant member, keyed by the member."""
+    assert list(VARIANTS) == list(Variant) and list(COSTS) == list(Variant)
+    assert all(type(k) is Variant for k in (*VARIANTS, *COSTS))
 
 
 def test_flop_formula_scales_with_context():

@@ -1,4 +1,4 @@
-"""The fast paths of harness/residuals.py against references written from the equations.
+"""The fast paths of harness/residuals.py and harness/kernels.py against references written from the equations.
 
 Guarded here: the ``attnres::weighted_sum`` operator (forward, backward, fake kernel), source logits
 computed once per source (every AttnRes variant, forward and gradients), the two-phase Block
@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from harness.kernels import key_logits, weighted_sum
 from harness.model import LM
-from harness.residuals import AttnRes, _KeyLogits, weighted_sum
+from harness.residuals import AttnRes
 from records.config import ModelConfig
 
 torch.set_num_threads(1)
@@ -79,8 +80,8 @@ def naive_mix(model: LM, alpha, sources):
 
 
 def naive_forward(model: LM, idx):
-    """Logits and the depth weights of every mix, with S = cfg.block_size layers per block."""
-    S, L = model.cfg.block_size, model.cfg.n_layers
+    """Logits and the depth weights of every mix, with S = cfg.attnres_block_size layers per AttnRes block."""
+    S, L = model.cfg.attnres_block_size, model.cfg.n_layers
     blocks, partial, alphas, offset = [model.embed(idx)], None, [], 0
     for l in range(L):
         first_in_block = l % S == 0
@@ -187,7 +188,7 @@ def test_weighted_sum_op(case):
     want = sum(a[..., None] * v for a, v in zip(alpha, values))
     assert torch.allclose(weighted_sum(alpha, values), want)
     assert torch.autograd.gradcheck(lambda a, *vs: weighted_sum(a, list(vs)), (alpha, *values))
-    detached = (alpha.detach(), [v.detach() for v in values])  # the op's autograd is _WeightedSum's
+    detached = (alpha.detach(), [v.detach() for v in values])  # the op's autograd is WeightedSum's
     torch.library.opcheck(torch.ops.attnres.weighted_sum.default, detached)
 
 
@@ -197,8 +198,8 @@ def test_key_logits_op():
     v = torch.randn(2, 5, 8, generator=g, dtype=torch.float64, requires_grad=True)
     u = torch.randn(3, 8, generator=g, dtype=torch.float64, requires_grad=True)
     want = torch.stack([(w * rms_normalise(v, 1e-8)).sum(-1) for w in u])  # M, B, T
-    assert torch.allclose(_KeyLogits.apply(v, u, 1e-8), want)
-    assert torch.autograd.gradcheck(lambda v, u: _KeyLogits.apply(v, u, 1e-8), (v, u))
+    assert torch.allclose(key_logits(v, u, 1e-8), want)
+    assert torch.autograd.gradcheck(lambda v, u: key_logits(v, u, 1e-8), (v, u))
 
 
 def test_weighted_sum_mixed_dtypes():

@@ -72,3 +72,18 @@ def test_time_and_epoch_warnings(tmp_path, corpus):  # corpus: isoflop.toml read
     epochs = [w for w in iso.warnings if "passes over the training split" in w]
     assert epochs and any("1.85 passes" in w for w in epochs)
     assert max(r["epochs"] for r in iso.rows) == pytest.approx(1.85, abs=0.01)
+
+
+def test_planning_imports_no_torch():
+    """`attnres plan` counts parameters, FLOPs and memory per variant without the training stack: a fresh
+    interpreter that imports the planner and plans the demo sweep has not loaded torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport sweeps.plan\nfrom sweeps.spec import load_sweep\n"
+            "plan = sweeps.plan.make_plan(load_sweep('demo'))\n"
+            "assert plan.rows and all(r['params_total'] > 0 and r['flops_per_token'] > 0 for r in plan.rows)\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout[:500]

@@ -260,7 +260,7 @@ def test_debug_launch_relaunch_and_status(tmp_path, corpus, capsys):
     for r in expand(sweep):
         rd = RunDir(runs_root / "micro" / r.run_id)
         assert rd.read_status()["state"] == "done"
-        assert rd.read_spec()["derived"]["params"]["total"] == r.params.total
+        assert rd.read_derived().params["total"] == r.params.total and "derived" not in rd.read_spec()
     again = launch(sweep, executor="debug", runs_root=runs_root)
     assert again.submitted == [] and {d.reason for d in again.decisions} == {"done"}
     rows, extra = sweep_status(sweep, runs_root)

@@ -18,7 +18,7 @@ import torch
 
 from harness.train import Schedule, make_schedule, train_run
 from records.config import DataConfig, ModelConfig, RunSpec, TrainConfig
-from records.rundir import TIMING_FIELDS, RunDir
+from records.rundir import METRIC_FIELDS, TIMING_FIELDS, MetricRow, RunDir
 
 TINY = dict(vocab_size=256, n_blocks=2, d_model=32, n_heads=4, d_ff=64, seq_len=32)
 
@@ -43,12 +43,24 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
 
 
-def test_resume_bit_exact(tmp_path, corpus):
+def kill_step(record_property) -> tuple[int, str]:
+    """The step at which test_resume_bit_exact kills training: drawn from a generator seeded with
+    $ATTNRES_RESUME_SEED (a fresh seed when unset, so runs cover different steps), and reported with
+    the command that replays it."""
+    seed = int(os.environ.get("ATTNRES_RESUME_SEED") or random.SystemRandom().randrange(2**32))
+    kill_at = random.Random(seed).randint(7, 52)
+    replay = f"ATTNRES_RESUME_SEED={seed} pytest tests/test_train.py -k test_resume_bit_exact"
+    record_property("resume_seed", seed)
+    record_property("kill_step", kill_at)
+    print(f"killing at step >= {kill_at} (seed {seed}; replay: {replay})")
+    return kill_at, replay
+
+
+def test_resume_bit_exact(tmp_path, corpus, record_property):
     ref = make_run(tmp_path, "ref", corpus)
     assert train_run(ref.path) == "done"
     killed = make_run(tmp_path, "killed", corpus)
-    kill_at = random.SystemRandom().randint(7, 52)
-    print(f"killing at step >= {kill_at}")
+    kill_at, replay = kill_step(record_property)
     proc = subprocess.Popen([sys.executable, "-m", "harness", "train", "--run-dir", str(killed.path)],
                             env=child_env(), stdout=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -59,12 +71,65 @@ def test_resume_bit_exact(tmp_path, corpus):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert killed.state == "running"  # killed mid-run, no chance to clean up
-    assert killed.last_ckpt.exists()
-    assert train_run(killed.path) == "done"
+    rows = killed.read_metrics().rows
+    where = f"killed after step {rows[-1]['step'] if rows else 0} (kill step {kill_at}; replay: {replay})"
+    print(where)
+    assert killed.state == "running", where  # killed mid-run, no chance to clean up
+    assert killed.last_ckpt.exists(), where
+    assert train_run(killed.path) == "done", where
     a, b = rows_without_timing(ref), rows_without_timing(killed)
-    assert [r["step"] for r in a] == [r["step"] for r in b]
-    assert a == b
+    assert [r["step"] for r in a] == [r["step"] for r in b], where
+    assert a == b, where
+
+
+def test_written_rows_and_derived_follow_the_schema(tmp_path, corpus):
+    """The metrics.jsonl a real run writes holds exactly METRIC_FIELDS, each of its Python type (train
+    and eval rows, the diagnostics of an AttnRes model included); its derived values are in
+    derived.json, and spec.json stays as it was written."""
+    run = make_run(tmp_path, "schema", corpus, tokens=8 * 32 * 20)
+    spec_before = run.spec_path.read_bytes()
+    assert train_run(run.path) == "done"
+    rows = run.read_metrics().rows
+    assert {r["kind"] for r in rows} == {"train", "eval"} and run.read_metrics().problems == []
+    for r in rows:
+        assert list(r) == list(METRIC_FIELDS), r
+        MetricRow.from_dict(r)  # raises MetricRowError naming a missing, extra or mistyped field
+    last = rows[-1]
+    assert last["kind"] == "eval" and len(last["depth_alpha"]) == 2 * TINY["n_blocks"] + 1
+    assert run.spec_path.read_bytes() == spec_before
+    derived = run.read_derived()
+    assert derived.steps == 20 and derived.tokens_per_step == 8 * 32 and derived.params["attnres"] > 0
+
+
+def test_a_run_directory_of_an_earlier_version_resumes_and_keeps_its_layout(tmp_path, corpus, monkeypatch):
+    """Directories written before derived.json existed hold the derived values in spec.json's
+    "derived" block: such a run stops (here at a step boundary after step 25) and resumes to the rows
+    of an uninterrupted run, and training leaves its layout alone (no derived.json, spec.json as it
+    was)."""
+    from harness.runinfo import derived
+    from harness.trainer import Trainer
+
+    ref = make_run(tmp_path, "ref", corpus, variant="baseline", tokens=8 * 32 * 40)
+    assert train_run(ref.path) == "done"
+    old = make_run(tmp_path, "old", corpus, variant="baseline", tokens=8 * 32 * 40)
+    spec = RunSpec.from_dict(old.read_spec())
+    old.write_spec({**spec.to_dict(), "derived": derived(spec).to_dict()})
+    written = old.spec_path.read_bytes()
+    real_step = Trainer.train_step
+
+    def stop_after_25(self):  # as SIGTERM would: the loop stops at the next step boundary
+        if self.step == 25:
+            self.stop.signum = signal.SIGTERM
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", stop_after_25)
+    assert train_run(old.path) == "preempted"
+    monkeypatch.undo()
+    assert old.read_status()["step"] < 40
+    assert train_run(old.path) == "done"
+    assert not old.derived_path.exists() and old.spec_path.read_bytes() == written
+    assert old.read_derived() == ref.read_derived()
+    assert rows_without_timing(old) == rows_without_timing(ref)
 
 
 def _free_port() -> int:

@@ -1,8 +1,9 @@
 """One run directory -> its runs.parquet row and its curves.parquet rows. Never raises on bad
 content: whatever is wrong becomes a problem of the run.
 
-    spec.json     through records.config.RunSpec (a spec that does not parse: null settings + a problem),
-                  and its "derived" block (parameter counts, FLOPs/token, steps) through ``Derived``
+    spec.json     through records.config.RunSpec (a spec that does not parse: null settings + a problem)
+    derived.json  through RunDir.read_derived (older directories: spec.json's "derived" block), its
+                  values' types checked by ``DerivedValues``
     env.json      through ``Env``
     status.json   through ``read_state``
     metrics.jsonl through RunDir.read_metrics, then ``latest_attempt`` (a resumed run appears once)
@@ -34,7 +35,7 @@ NOT_STARTED = (RunState.PENDING, RunState.QUEUED)  # no training process has wri
 
 def run_files(rd: RunDir) -> tuple[Path, ...]:
     """The files a run's row and curve are computed from (its fingerprint covers exactly these)."""
-    return rd.spec_path, rd.status_path, rd.metrics_path, rd.env_path
+    return rd.spec_path, rd.status_path, rd.metrics_path, rd.env_path, rd.derived_path
 
 
 # ----------------------------------------------------------------------------- the small typed readers
@@ -65,8 +66,9 @@ class Env:
 
 
 @dataclass(frozen=True)
-class Derived:
-    """spec.json's "derived" block, which training adds (harness/runinfo.py derived)."""
+class DerivedValues:
+    """What training derived from the spec (records.rundir.Derived, harness/runinfo.py), each value
+    checked for the type of its column; None where ill-typed."""
 
     params: dict[str, int | None]  # records.tables.PARAM_GROUPS
     flops_per_token: float | None  # training (3 x forward)
@@ -74,14 +76,23 @@ class Derived:
     steps: int | None
 
     @classmethod
-    def read(cls, doc: dict[str, Any], problems: list[str]) -> Derived:
-        f = Fields(doc, "spec.json")
-        derived = cls(params={g: f.int(f"derived.params.{g}") for g in tables.PARAM_GROUPS},
-                      flops_per_token=f.float("derived.flops_per_token.train"),
-                      flops_per_token_forward=f.float("derived.flops_per_token.forward"),
-                      steps=f.int("derived.steps"))
+    def read(cls, rd: RunDir, started: bool, problems: list[str]) -> DerivedValues | None:
+        """None when training has not written them (a problem once the run has started)."""
+        try:
+            derived = rd.read_derived()
+        except ValueError as e:  # names the file and the fix
+            problems.append(str(e))
+            return None
+        if derived is None:
+            if started:
+                problems.append("no derived.json (training writes it when it starts)")
+            return None
+        f = Fields(derived.to_dict(), rd.derived_path.name if rd.derived_path.exists() else 'spec.json "derived"')
+        values = cls(params={g: f.int(f"params.{g}") for g in tables.PARAM_GROUPS},
+                     flops_per_token=f.float("flops_per_token.train"),
+                     flops_per_token_forward=f.float("flops_per_token.forward"), steps=f.int("steps"))
         f.report(problems)
-        return derived
+        return values
 
     def columns(self) -> dict[str, Any]:
         return {**{f"params_{g}": n for g, n in self.params.items()}, "flops_per_token": self.flops_per_token,
@@ -117,7 +128,7 @@ def spec_columns(spec: RunSpec) -> dict[str, Any]:
         "seq_len": m.seq_len, "vocab_size": m.vocab_size,
         # effective N and S (ModelConfig resolves either setting into both)
         "attnres_blocks": m.n_attnres_blocks if attnres else None,
-        "attnres_block_size": m.block_size if attnres else None,
+        "attnres_block_size": m.attnres_block_size if attnres else None,
         "target_tokens": t.tokens, "seed": t.seed, "lr": float(t.lr), "batch_size": t.batch_size,
         "schedule": str(t.schedule),
     }
@@ -139,7 +150,7 @@ def _parse_spec(doc: dict[str, Any], run_id: str, sweep: str, problems: list[str
 
 
 def _spec_part(rd: RunDir, run_id: str, sweep: str, started: bool, problems: list[str]
-               ) -> tuple[Derived | None, dict[str, Any]]:
+               ) -> tuple[DerivedValues | None, dict[str, Any]]:
     """(derived block, the runs.parquet columns from spec.json, raw axis values under "axis_values")."""
     try:
         doc = rd.read_spec()
@@ -152,11 +163,12 @@ def _spec_part(rd: RunDir, run_id: str, sweep: str, started: bool, problems: lis
     except ValueError:  # json.JSONDecodeError included
         problems.append("spec.json is corrupt")
         return None, {"axes": None, "axis_values": {}}
-    derived = Derived.read(doc, problems)
+    derived = DerivedValues.read(rd, started, problems)
+    derived_cols = derived.columns() if derived is not None else {}
     spec = _parse_spec(doc, run_id, sweep, problems)
     if spec is None:
-        return derived, {**derived.columns(), "axes": None, "axis_values": {}}
-    cols = {**derived.columns(), **spec_columns(spec)}
+        return derived, {**derived_cols, "axes": None, "axis_values": {}}
+    cols = {**derived_cols, **spec_columns(spec)}
     cols["axes"] = ",".join(sorted(spec.axes))
     cols["axis_values"] = {str(k): v for k, v in spec.axes.items()}
     return derived, cols
@@ -234,7 +246,7 @@ def _loss_columns(kept: list[dict[str, Any]], val_loss: pa.Array) -> dict[str, A
     }
 
 
-def _done_checks(derived: Derived | None, evals: list[dict[str, Any]], final_val: float | None) -> list[str]:
+def _done_checks(derived: DerivedValues | None, evals: list[dict[str, Any]], final_val: float | None) -> list[str]:
     """A run that says it finished must show its final evaluation."""
     if not evals:
         return ["status is done but there are no evaluation rows"]

@@ -149,7 +149,13 @@ def _power_section(a: Analysis) -> list[str]:
     if not a.power:
         return []
     lines = format_power(a.power, "What this design resolves at the noise it measured (90% confidence, 80% power):")
-    return ["## Power", ""] + [lines[0], ""] + [f"- {ln.strip()}" for ln in lines[1:]] + [""]
+    out = ["## Power", ""] + [lines[0], ""] + [f"- {ln.strip()}" for ln in lines[1:]] + [""]
+    split = [e.arm for e in (a.shift.arms.values() if a.shift else []) if e.replicate == "sizes"]
+    if split:
+        out += [f"These numbers assume one multiplier at every size; for {', '.join(split)} the sizes disagree beyond "
+                "seed noise, so more seeds narrow the per-size values but not the average over sizes (more sizes would).",
+                ""]
+    return out
 
 
 def _fit_tables(a: Analysis) -> list[str]:

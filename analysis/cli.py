@@ -182,7 +182,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _fail("report", e)
     print("\n".join(headline_lines(r.analysis, markdown=False)))
     for h in r.analysis.headline.values():
-        print(f"answer: {verdict(h)}")
+        print(f"answer: {verdict(h, r.analysis)}")
     print("figures: " + ", ".join(str(p) for p in r.figures if p.suffix == ".png"))
     print(f"wrote {r.report} ({r.fits.name}, {len(r.figures)} figure files) in {r.elapsed_s:.1f} s")
     return 0

@@ -165,8 +165,8 @@ def loss_vs_compute(a: Analysis) -> Figure | None:
                             label=f"{label(v)}: g, {curve.rule.split(':')[0]}")
                 elif v in a.shift.arms:
                     e = a.shift.arms[v]
-                    ax.plot(grid, np.exp(curve.log_loss(np.log(grid) + e.log_estimate)), color=col, lw=1.6,
-                            label=f"{label(v)}: g(log C + log m), m = {e.estimate:.3f}")
+                    ax.plot(grid, np.exp(curve.log_loss(np.log(grid) + e.log_estimate)), color=col, lw=1.6, ls="--",
+                            label=f"{label(v)}: g(log C + log m), m = {e.estimate:.3f}")  # dashed: the baseline shows through
                 else:
                     ax.plot([], [], MARKERS.get(v, "D"), color=col, label=f"{label(v)} (not paired)")
             elif v in fits:

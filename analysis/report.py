@@ -2,7 +2,7 @@
 
     write_report(analysis, figure_paths, Path("results/demo/report.md"))
     print(summary_text(analysis))
-    print(verdict(analysis.headline["block"]))   # the one-line answer `make demo` ends with
+    print(verdict(analysis.headline["block"], analysis))   # the one-line answer `make demo` ends with
 
 The report is deterministic (no dates, no timings): regenerating it from the same parquet gives
 the same bytes. Figure links are relative to the report, so the results directory can be moved.
@@ -64,27 +64,35 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return out + [""]
 
 
-def verdict(h: Headline) -> str:
-    """One line: arm, multiplier, interval, design, and what it confirms or excludes."""
+def _claim(low: float, high: float) -> str:
+    if high < PAPER_CLAIM:
+        return f"excludes the paper's {PAPER_CLAIM}x"
+    if low > PAPER_CLAIM:
+        return f"above the paper's {PAPER_CLAIM}x"
+    return f"consistent with the paper's {PAPER_CLAIM}x"
+
+
+def verdict(h: Headline, a: Analysis | None = None) -> str:
+    """One line: arm, multiplier, interval, design, and what it confirms or excludes. When the sizes
+    disagree beyond seed noise (the shift model's heterogeneity test), the per-size range and the
+    largest size's own paired multiplier are part of the answer: one number would hide the trend."""
     iv = h.value
     head = f"{label(h.arm)} buys {iv.estimate:.3f}x"
     if not iv.has_interval:
         return f"{head} the baseline's compute ({h.design}; no interval)"
-    said = []
-    if iv.low > 1:
-        said.append("better than the baseline")
-    elif iv.high < 1:
-        said.append("worse than the baseline")
-    else:
-        said.append("includes 1 (no measured advantage)")
-    if iv.high < PAPER_CLAIM:
-        said.append(f"excludes the paper's {PAPER_CLAIM}x")
-    elif iv.low > PAPER_CLAIM:
-        said.append(f"above the paper's {PAPER_CLAIM}x")
-    else:
-        said.append(f"consistent with the paper's {PAPER_CLAIM}x")
-    return (f"{head} [{iv.low:.3f}, {iv.high:.3f}] ({iv.level:.0%}) the baseline's compute at this scale "
+    said = ["better than the baseline" if iv.low > 1 else "worse than the baseline" if iv.high < 1
+            else "includes 1 (no measured advantage)", _claim(iv.low, iv.high)]
+    line = (f"{head} [{iv.low:.3f}, {iv.high:.3f}] ({iv.level:.0%}) the baseline's compute at this scale "
             f"({h.form}, {h.design}, half-width {h.half_width_log:.3f} in log m): {'; '.join(said)}")
+    e = a.shift.arms.get(h.arm) if (a is not None and a.shift is not None and h.form == "shift") else None
+    if e is not None and e.replicate == "sizes":
+        first, last = e.per_size[0], e.per_size[-1]
+        trend = (f"; but the sizes disagree beyond seed noise (heterogeneity p = {e.heterogeneity.p_value:.2g}"
+                 + (f", drift p = {e.drift.p_value:.2g}" if e.drift else "") + f"): {first.estimate:.2f}x at "
+                 f"{first.size} to {last.estimate:.2f}x at {last.size}; at the largest size {last.estimate:.3f}x "
+                 f"[{last.low:.3f}, {last.high:.3f}] ({_claim(last.low, last.high)})")
+        line += trend
+    return line
 
 
 def headline_lines(a: Analysis, markdown: bool = True) -> list[str]:
@@ -141,7 +149,13 @@ def _power_section(a: Analysis) -> list[str]:
     if not a.power:
         return []
     lines = format_power(a.power, "What this design resolves at the noise it measured (90% confidence, 80% power):")
-    return ["## Power", ""] + [lines[0], ""] + [f"- {ln.strip()}" for ln in lines[1:]] + [""]
+    out = ["## Power", ""] + [lines[0], ""] + [f"- {ln.strip()}" for ln in lines[1:]] + [""]
+    split = [e.arm for e in (a.shift.arms.values() if a.shift else []) if e.replicate == "sizes"]
+    if split:
+        out += [f"These numbers assume one multiplier at every size; for {', '.join(split)} the sizes disagree beyond "
+                "seed noise, so more seeds narrow the per-size values but not the average over sizes (more sizes would).",
+                ""]
+    return out
 
 
 def _fit_tables(a: Analysis) -> list[str]:
@@ -243,7 +257,7 @@ def render_report(a: Analysis, figures: list[Path], report_path: Path) -> str:
               "loss the arm reaches (> 1: the arm is better). Seeds are the unit of replication; runs that share a "
               "size and seed are paired (same initial weights and batch order).", ""]
     lines += ["## Headline", ""]
-    lines += [f"- Answer: {verdict(h)}" for _, h in sorted(a.headline.items())] + ([""] if a.headline else [])
+    lines += [f"- Answer: {verdict(h, a)}" for _, h in sorted(a.headline.items())] + ([""] if a.headline else [])
     for h in headline_lines(a):
         lines.append(f"  - {h.strip()}" if h.startswith("  ") else f"- {h}")
     lines += [""] + [f"Method ({label(v)}): {h.method}." for v, h in sorted(a.headline.items())] + [""]

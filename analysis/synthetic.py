@@ -29,10 +29,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis.laws import ChinchillaLaw
-from harness.accounting import param_counts
+from harness.accounting import flops_per_token, param_counts
 from harness.ladder import LADDERS
-from harness.residuals import VARIANTS
+from harness.variant_costs import n_sources_per_mix
 from records import tables
+from records.choices import Variant, choices
 from records.config import ModelConfig
 from records.units import PF_DAY
 
@@ -75,35 +76,29 @@ def _shape(depth: int) -> dict[str, int]:
             "d_ff": s.d_ff}
 
 
-def _model(shape: dict[str, int], vocab: int, arm: str) -> ModelConfig:
-    """The model of an arm: its name is its variant (unknown names count as Full AttnRes); Block has S = 2."""
-    v = arm if arm in VARIANTS else "full"
+def _config(shape: dict[str, int], vocab: int, variant: str, seq_len: int = 128) -> ModelConfig:
+    """The model a synthetic arm stands for (unknown arm names count as Full AttnRes; Block has S = 2)."""
+    v = variant if variant in choices(Variant) else Variant.FULL
     return ModelConfig(vocab_size=vocab, n_blocks=shape["n_blocks"], d_model=shape["d_model"],
-                       n_heads=shape["n_heads"], d_ff=shape["d_ff"], variant=v,
-                       **({"layers_per_block": 2} if v == "block" else {}))
+                       n_heads=shape["n_heads"], d_ff=shape["d_ff"], variant=v, seq_len=seq_len,
+                       **({"layers_per_block": 2} if v == Variant.BLOCK else {}))
 
 
 def _params(shape: dict[str, int], vocab: int, variant: str) -> dict[str, int]:
-    """Parameter groups from harness.accounting."""
-    counts = param_counts(_model(shape, vocab, variant)).as_dict()
+    """Parameter groups from harness.accounting, as training records them."""
+    counts = param_counts(_config(shape, vocab, variant)).as_dict()
     return {f"params_{g}": counts[g] for g in ("total", "non_embedding", "embedding", "lm_head", "attention",
                                                 "mlp", "norms", "attnres")}
 
 
-def _flops_per_token(p: dict[str, int], shape: dict[str, int], seq_len: int) -> float:
-    forward = 2 * (p["params_non_embedding"] + p["params_lm_head"]) + 2 * shape["n_blocks"] * shape["d_model"] * seq_len
-    return 3.0 * forward
+def _flops_per_token(shape: dict[str, int], vocab: int, variant: str, seq_len: int) -> float:
+    """Training FLOPs per token from harness.accounting (the project's one compute convention)."""
+    return float(flops_per_token(_config(shape, vocab, variant, seq_len)).train)
 
 
-def _sources(variant: str, n_layers: int, layers_per_block: int) -> list[int]:
-    """Number of depth-attention sources of each target layer 0..L-1 and the final aggregation."""
-    if variant == "full":
-        return [l + 1 for l in range(n_layers)] + [n_layers + 1]
-    out = []
-    for l in range(n_layers):
-        block, i = divmod(l, layers_per_block)
-        out.append(1 + block + (1 if i >= 1 else 0))
-    return out + [1 + math.ceil(n_layers / layers_per_block)]
+def _sources(shape: dict[str, int], vocab: int, variant: str) -> list[int]:
+    """Depth-attention sources of each target layer 0..L-1 and of the final aggregation."""
+    return n_sources_per_mix(_config(shape, vocab, variant))
 
 
 def _depth_alpha(rng: np.random.Generator, counts: list[int], sharpness: float) -> list[list[float]]:
@@ -130,7 +125,7 @@ def synthetic_frames(spec: SyntheticSweep, with_curves: bool = True) -> tuple[pd
         for depth in spec.depths:
             shape = _shape(depth)
             p = _params(shape, spec.vocab_size, variant)
-            fpt = _flops_per_token(p, shape, spec.seq_len)
+            fpt = _flops_per_token(shape, spec.vocab_size, variant, spec.seq_len)
             for budget in budgets:
                 tokens = (int(spec.tokens_per_param * _params(shape, spec.vocab_size, "baseline")["params_total"])
                           if budget is None else int(budget * PF_DAY / fpt))
@@ -161,16 +156,15 @@ def _one_run(spec: SyntheticSweep, rng: np.random.Generator, variant: str, mult:
             base = float(spec.chinchilla.loss(p["params_non_embedding"], mult * tokens * frac))
         return (base + penalty) * math.exp(noise)
 
-    layers_per_block = 2
-    model = _model(shape, spec.vocab_size, variant)
+    model = _config(shape, spec.vocab_size, variant, spec.seq_len)
     attn = variant != "baseline"
     curve_rows = []
     evals = [(k + 1) / spec.n_evals for k in range(spec.n_evals)] if with_curves else [1.0]
     for k, frac in enumerate(evals):
         val = loss_at(frac) + 0.3 * (1 - frac) ** 2  # early checkpoints sit above the final-loss law
-        sources = _sources(variant, shape["n_layers"], layers_per_block) if attn else []
+        sources = _sources(shape, spec.vocab_size, variant) if attn else []
         curve_rows.append({
-            "run_id": run_id, "sweep": spec.sweep, "arm": variant, "variant": model.variant, "size": size, "seed": seed,
+            "run_id": run_id, "sweep": spec.sweep, "arm": variant, "variant": str(model.variant), "size": size, "seed": seed,
             "step": (k + 1) * 10, "tokens": int(tokens * frac), "flops": compute_flops * frac,
             "compute_pfdays": compute_flops * frac / PF_DAY, "train_loss": val + 0.02, "val_loss": val,
             "lr": lr * 0.5 * (1 + math.cos(math.pi * frac)), "grad_norm": 1.0 / (1 + k), "tokens_per_s": 5e4,
@@ -182,7 +176,7 @@ def _one_run(spec: SyntheticSweep, rng: np.random.Generator, variant: str, mult:
         })
     final = curve_rows[-1]["val_loss"]
     row = {
-        "run_id": run_id, "sweep": spec.sweep, "arm": variant, "variant": model.variant, "ladder": "tiny", "size": size,
+        "run_id": run_id, "sweep": spec.sweep, "arm": variant, "variant": str(model.variant), "ladder": "tiny", "size": size,
         **shape, "seq_len": spec.seq_len, "vocab_size": spec.vocab_size,
         "attnres_blocks": model.n_attnres_blocks if attn else None, "attnres_block_size": model.attnres_block_size if attn else None,
         **p, "flops_per_token": fpt, "flops_per_token_forward": fpt / 3, "target_tokens": tokens, "tokens": tokens,

@@ -20,7 +20,6 @@ folder (``<data root>/cache/downloads``); dropping the pinned files there by han
 
 from __future__ import annotations
 
-import hashlib
 import html
 import io
 import json
@@ -42,14 +41,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from records.tokens import DEFAULT_CORPUS, DataError, sha256_file
+
 Log = Callable[[str], None]
-
-
-class DataError(Exception):
-    """Data is missing, corrupt or cannot be fetched; the message says how to fix it.
-
-    Raised by harness.corpus and harness.data (which re-exports it).
-    """
 
 
 def _stderr(msg: str) -> None:
@@ -408,7 +402,6 @@ CORPORA: dict[str, Corpus] = {c.name: c for c in (
                _DEB_DOC + "r-cran-janeaustenr/copyright", _AUSTEN_RDB.__eq__, _extract_austen),
     )),
 )}
-DEFAULT_CORPUS = "wiki"
 FALLBACK_CORPUS = "debian"
 # bump when an extractor or the cleaning changes (and re-measure each Corpus.text_sha256): prepared
 # sets record it, and `prepare` rebuilds those made by another version
@@ -417,14 +410,6 @@ EXTRACT_VERSION = 1
 
 # --------------------------------------------------------------------------------------------------
 # Fetching
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:

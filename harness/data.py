@@ -46,18 +46,12 @@ from harness.corpus import (
     dedup_documents,
     load_corpus,
 )
-from harness.prep.params import (
-    DEFAULT_BPE_SAMPLE_MB,
-    DEFAULT_BPE_VOCAB,
-    DEFAULT_VAL_FRACTION,
-    FORMAT,
-)
+from harness.prep.params import DEFAULT_BPE_SAMPLE_MB, DEFAULT_VAL_FRACTION
 from harness.prep.params import command as _command
 from harness.prep.params import params as _params
 from harness.prep.pretokenized import write_token_splits
-from harness.prep.progress import Progress
-from harness.prep.stream import SPLITS, StreamSettings, write_source_splits
-from harness.prep.tokenfile import SAMPLE_RULE, SplitWriter, check_split, dtype_for, entropy, sha256_file
+from harness.prep.stream import StreamSettings, write_source_splits
+from harness.prep.tokenfile import SplitWriter
 from harness.prep.tokenizer import (
     EOT_ID,
     EOT_TEXT,
@@ -66,6 +60,22 @@ from harness.prep.tokenizer import (
     HfTokenizer,
     load_tokenizer_file,
     train_bpe,
+)
+from records.progress import ByteProgress
+from records.tokens import (
+    DEFAULT_BPE_VOCAB,
+    FORMAT,
+    SAMPLE_RULE,
+    SPLITS,
+    complete_meta,
+    data_root,
+    default_data_dir,
+    dtype_for,
+    fix_command,
+    load_tokens,
+    read_meta,
+    split_problem,
+    unigram_entropy,
 )
 
 __all__ = ["DataError", "default_data_dir", "prepare", "read_meta", "load_tokens", "unigram_entropy",
@@ -79,25 +89,7 @@ def _stderr(msg: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Where data lives
-
-
-def data_root() -> Path:
-    """$ATTNRES_DATA_DIR, else data/ in the working directory (records/paths.py: one rule for runs/,
-    results/ and data/)."""
-    from records.paths import data_root as root
-
-    return root()
-
-
-def default_data_dir(corpus: str = DEFAULT_CORPUS, tokenizer: str = "byte", vocab_size: int | None = None) -> Path:
-    """<data root>/<corpus>-<tokenizer>, e.g. data/wiki-byte; BPE adds its vocabulary (wiki-bpe4096),
-    a tokenizer file its own (user-shards-hf50257)."""
-    if tokenizer == "bpe":
-        tokenizer = f"bpe{vocab_size or DEFAULT_BPE_VOCAB}"
-    elif tokenizer == "hf":
-        tokenizer = f"hf{vocab_size}"
-    return data_root() / f"{corpus}-{tokenizer}"
+# Tokenizers of prepared directories
 
 
 def get_tokenizer(data_dir: str | Path) -> ByteTokenizer | HfTokenizer:
@@ -110,7 +102,7 @@ def get_tokenizer(data_dir: str | Path) -> ByteTokenizer | HfTokenizer:
     if kind in ("bpe", "hf"):
         path = d / "tokenizer.json"
         if not path.exists():
-            raise DataError(f"{path} is missing; {_fix_command(d, meta)}")
+            raise DataError(f"{path} is missing; {fix_command(d, meta)}")
         return HfTokenizer.from_file(path, kind, meta.get("eot_id", EOT_ID))
     raise DataError(f"{d} holds pre-tokenized data ({kind}); it has no tokenizer to encode or decode text")
 
@@ -170,7 +162,7 @@ def _write_text_splits(tmp: Path, docs: list[str], params: dict, cache_dir: Path
             blob = b"".join(d.encode("utf-8") + b"\x00" for d in split_docs)
             w.write(np.frombuffer(blob, dtype=np.uint8), len(split_docs))
         else:
-            prog, done = Progress(f"tokenizing {split}", sum(map(len, split_docs)), log), 0
+            prog, done = ByteProgress(f"tokenizing {split}", sum(map(len, split_docs)), log), 0
             for i in range(0, len(split_docs), 1024):
                 batch = tok.encode_batch(split_docs[i:i + 1024])
                 ids = np.fromiter((t for ids in batch for t in [*ids, tok.eot_id]), dtype=np.int64)
@@ -204,23 +196,11 @@ def _check_text(corpus: str, docs: list[str], log: Log) -> dict[str, Any]:
 # Preparing
 
 
-def _is_complete(d: Path) -> dict | None:
-    """meta.json of `d` if it is a complete prepared set (files present with the recorded sizes)."""
-    try:
-        meta = json.loads((d / "meta.json").read_text())
-        item = np.dtype(meta["dtype"]).itemsize
-        ok = meta.get("format") == FORMAT and all(
-            (d / s["file"]).stat().st_size == s["n_tokens"] * item for s in meta["splits"].values())
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return meta if ok else None
-
-
 def _damage(d: Path, meta: dict, log: Log) -> str | None:
     """None if every split matches its size and full sha256 in meta.json, else what is wrong."""
     item = np.dtype(meta["dtype"]).itemsize
     for info in meta["splits"].values():
-        problem = check_split(d / info["file"], info, item, full=True, log=log)
+        problem = split_problem(d / info["file"], info, item, full=True, log=log)
         if problem:
             return f"{d / info['file']} {problem}"
     return None
@@ -256,7 +236,7 @@ def prepare(out_dir: str | Path, corpus: str = DEFAULT_CORPUS, tokenizer: str = 
     params = _params(corpus, tokenizer, vocab_size, val_fraction, seed,
                      Path(source_dir) if source_dir is not None else None, files, token_dtype, text_column,
                      Path(tokenizer_file) if tokenizer_file is not None else None, eot_token, dedup, bpe_sample_mb)
-    meta = _is_complete(out)
+    meta = complete_meta(out)
     if meta is not None and not force:
         changed = sorted(k for k in params.keys() | meta["params"].keys() if params.get(k) != meta["params"].get(k))
         if not changed:
@@ -347,7 +327,7 @@ def _install(tmp: Path, out: Path, params: dict, force: bool, log: Log) -> None:
     """Rename the finished tmp dir into place; a concurrent prepare of the same set may have won."""
     old = None
     if out.exists():
-        other = _is_complete(out)
+        other = complete_meta(out)
         if other is not None and other["params"] == params and not force:
             log(f"  {out} was prepared concurrently by another process; keeping that one")
             return
@@ -356,7 +336,7 @@ def _install(tmp: Path, out: Path, params: dict, force: bool, log: Log) -> None:
     try:
         os.rename(tmp, out)
     except OSError:
-        other = _is_complete(out)
+        other = complete_meta(out)
         if other is None or other["params"] != params:
             raise
         log(f"  {out} was prepared concurrently by another process; keeping that one")
@@ -385,74 +365,6 @@ def _readme(meta: dict, provenance: list[dict]) -> str:
         else:
             lines.append(f"- user data: {p.get('source_dir') or ', '.join(p['token_files'])}")
     return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------------------------------
-# Reading
-
-
-def _fix_command(d: Path, meta: dict | None = None) -> str:
-    """'fix: run `attnres data prepare ...`' for a directory, as exact as what we know about it allows."""
-    force = " --force" if d.is_dir() and any(d.iterdir()) else ""
-    if meta and "command" in meta:
-        return f"fix: run `{meta['command']}{force}`"
-    for name in CORPORA:
-        for tok in ("byte", "bpe"):
-            if d.resolve() == default_data_dir(name, tok).resolve():
-                extra = " --tokenizer bpe" if tok == "bpe" else ""
-                return f"fix: run `attnres data prepare --corpus {name}{extra} --out {d}{force}`"
-    return f"fix: run `attnres data prepare --out {d}{force}` (plus --corpus/--tokenizer/--source-dir as needed)"
-
-
-def read_meta(data_dir: str | Path) -> dict:
-    """meta.json of a prepared directory; DataError (saying how to prepare it) if absent or unreadable."""
-    d = Path(data_dir)
-    if not d.is_dir():
-        raise DataError(f"data directory {d} does not exist; {_fix_command(d)}")
-    path = d / "meta.json"
-    if not path.exists():
-        raise DataError(f"data directory {d} has no meta.json (never prepared, or interrupted); "
-                        f"{_fix_command(d)}")
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path} is unreadable ({e}); {_fix_command(d)}") from e
-    if meta.get("format") != FORMAT:
-        raise DataError(f"{path} has format {meta.get('format')!r}, this code reads {FORMAT!r}; "
-                        f"{_fix_command(d, meta)}")
-    return meta
-
-
-def load_tokens(data_dir: str | Path, split: str, verify: bool = True) -> np.memmap:
-    """Token ids of a split as a read-only memmap, checked against meta.json (size, and sha256 if verify)."""
-    d = Path(data_dir)
-    meta = read_meta(d)
-    if split not in meta["splits"]:
-        raise DataError(f"{d} has no split {split!r}; use one of {sorted(meta['splits'])}")
-    info = meta["splits"][split]
-    path = d / info["file"]
-    dtype = np.dtype(meta["dtype"]).newbyteorder("<")
-    if not path.exists():
-        raise DataError(f"{path} is missing; {_fix_command(d, meta)}")
-    size, expected = path.stat().st_size, info["n_tokens"] * dtype.itemsize
-    if size != expected:
-        raise DataError(f"{path} is truncated or corrupt: {size:,} bytes, meta.json expects {expected:,} "
-                        f"({info['n_tokens']:,} {meta['dtype']} tokens); {_fix_command(d, meta)}")
-    if verify and sha256_file(path) != info["sha256"]:
-        raise DataError(f"{path} is corrupt: its sha256 differs from meta.json; {_fix_command(d, meta)}")
-    return np.memmap(path, dtype=dtype, mode="r")
-
-
-def unigram_entropy(data_dir: str | Path, split: str = "train") -> float:
-    """Entropy (nats/token) of the split's token frequencies: the loss of the best context-free model.
-
-    A trained language model's validation loss should be clearly below this.
-    """
-    tokens = load_tokens(data_dir, split, verify=False)
-    counts = np.zeros(read_meta(data_dir)["vocab_size"], dtype=np.int64)
-    for i in range(0, len(tokens), 1 << 24):
-        counts += np.bincount(tokens[i:i + (1 << 24)], minlength=len(counts))[: len(counts)]
-    return entropy(counts)
 
 
 def register(subparsers) -> None:  # noqa: ANN001 - argparse's private _SubParsersAction

@@ -176,7 +176,7 @@ class Trainer:
     def _check_data(self, data_dir: str) -> str:
         """Size and sampled checksum of both splits, on rank 0 only; the verdict is shared."""
         from harness.data import DataError
-        from harness.tokencheck import check_split
+        from records.tokens import check_split
 
         ok, msg = self._zero(torch.int64), ""
         if self.dist.is_main:

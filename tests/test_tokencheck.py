@@ -1,4 +1,4 @@
-"""The start-of-training data check: size plus a sampled checksum (harness/tokencheck.py)."""
+"""The start-of-training data check: size plus a sampled checksum (records/tokens.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 
 from harness import data
 from harness.data import DataError
-from harness.tokencheck import SAMPLE_BLOCK_BYTES as CHUNK
-from harness.tokencheck import SAMPLE_BLOCKS as SAMPLES
-from harness.tokencheck import check_split, sampled_sha256
+from records.tokens import SAMPLE_BLOCK_BYTES as CHUNK
+from records.tokens import SAMPLE_BLOCKS as SAMPLES
+from records.tokens import check_split, sampled_sha256
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from harness.corpus import DataError
-from harness.prep.tokenfile import SplitWriter, dtype_for
+from harness.prep.tokenfile import SplitWriter
 from harness.prep.tokenizer import MAX_VOCAB
+from records.tokens import dtype_for
 
 TOKEN_CHUNK = 1 << 16  # pre-tokenized files are cut into "documents" of this many tokens for the split
 

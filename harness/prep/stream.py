@@ -48,12 +48,12 @@ import numpy as np
 
 from harness.corpus import DataError
 from harness.prep.docset import KthSmallest, SeenSet
-from harness.prep.progress import Log, Progress, count, hms, size
 from harness.prep.shards import Consumed, Unit, discover, plan_units, read_unit
-from harness.prep.tokenfile import SplitWriter, dtype_for
+from harness.prep.tokenfile import SplitWriter
 from harness.prep.tokenizer import EOT_ID, HfTokenizer, load_tokenizer_file, train_bpe
+from records.progress import ByteProgress, Log, count, duration, size
+from records.tokens import SPLITS, dtype_for
 
-SPLITS = ("train", "val")
 IDX_DTYPE = np.dtype([("digest", "V32"), ("rank", "<u8")])
 _WRITE_CHUNK = 1 << 20  # tokens per slice while writing the splits (~10 MB of buffers)
 
@@ -247,7 +247,7 @@ def _run_pass(units: list[Unit], tokenize: bool, tok: tuple, dtype: np.dtype, pa
     workers = min(settings.n_workers, len(todo))
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     counters = ctx.Array("q", 4)
-    prog = Progress(f"{what} ({workers} worker{'s' if workers > 1 else ''})", total, log, settings.progress_s, skipped)
+    prog = ByteProgress(f"{what} ({workers} worker{'s' if workers > 1 else ''})", total, log, settings.progress_s, skipped)
     init = (Path(params["source_dir"]), params["text_column"], params["seed"], tok, dtype.str,
             int(settings.batch_mb * 1e6), work, counters, os.getpid())
 
@@ -296,7 +296,7 @@ def _write(tmp: Path, work: Path, units: list[Unit], threshold: int, tok: dict, 
     dtype, writers = tok["dtype"], {s: SplitWriter(tmp / f"{s}.bin", tok["dtype"], tok["vocab_size"]) for s in SPLITS}
     docs_sha = hashlib.sha256()
     total = sum(_Files(work, u.index).tok.stat().st_size for u in units)
-    prog, done = Progress("writing splits", total, log, settings.progress_s), 0
+    prog, done = ByteProgress("writing splits", total, log, settings.progress_s), 0
     for u in units:
         f = _Files(work, u.index)
         idx, keep = np.load(f.idx, allow_pickle=False), np.load(f.keep, allow_pickle=False)
@@ -400,5 +400,5 @@ def write_source_splits(tmp: Path, out: Path, params: dict, settings: StreamSett
             "docs_sha256_definition": "sha256 of the concatenated sha256 digests of the kept documents' UTF-8 "
                                       "text, in input order", "workers": settings.n_workers,
             "tokenize_s": round(time.perf_counter() - t_start, 2), "licence": "as supplied by the user"}
-    log(f"  prepared {size(total)} of shards in {hms(time.perf_counter() - t0)}")
+    log(f"  prepared {size(total)} of shards in {duration(time.perf_counter() - t0)}")
     return StreamResult(splits, tok, prov, work)

@@ -10,7 +10,7 @@ parquet shards. Tokenizer: a byte-level BPE (vocab 8192) trained here with `toke
 --tokenizer-file. Timed, each in a fresh process, in rotating order each round:
     library x1   Tokenizer.encode_batch on the in-memory documents, one thread (TOKENIZERS_PARALLELISM=false)
     library x2   the same with the library's own thread pool of 2 (RAYON_NUM_THREADS=2)
-    harness xN   python -m harness.prep.cli prepare --workers N (process start, reading parquet, hashing,
+    harness xN   python -m corpus prepare --workers N (process start, reading parquet, hashing,
                  tokenizing, the split and writing train/val included), wall clock
 MB/s = bytes of UTF-8 text / seconds; ratios are medians over rounds of per-round ratios. Goals
 (issue 13): harness x1 >= 0.8 x library x1 (per worker), harness x2 >= 1.7 x harness x1. Peak memory:
@@ -53,8 +53,8 @@ def make_corpus(root: Path, mb: float) -> tuple[Path, float]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from harness.corpus import load_corpus
-    from harness.data import data_root
+    from corpus.corpora import load_corpus
+    from records.tokens import data_root
 
     docs, _, _ = load_corpus("wiki", data_root() / "cache", log=lambda m: None)
     src = root / f"src{mb:g}"
@@ -76,8 +76,8 @@ def make_corpus(root: Path, mb: float) -> tuple[Path, float]:
 def train_tokenizer(root: Path) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from harness.corpus import load_corpus
-    from harness.data import data_root
+    from corpus.corpora import load_corpus
+    from records.tokens import data_root
 
     docs, _, _ = load_corpus("wiki", data_root() / "cache", log=lambda m: None)
     tok = Tokenizer(models.BPE())
@@ -104,7 +104,7 @@ PEAK = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capt
 def run_harness(tok: Path, src: Path, out: Path, workers: int) -> tuple[float, float]:
     """(wall seconds, peak MB of the largest process)"""
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "harness.prep.cli", "prepare", "--source-dir", str(src), "--tokenizer-file", str(tok),
+    cmd = [sys.executable, "-m", "corpus", "prepare", "--source-dir", str(src), "--tokenizer-file", str(tok),
            "--workers", str(workers), "--no-dedup", "--out", str(out)]
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-c", PEAK, *cmd], capture_output=True, text=True, check=True, cwd=ROOT)

@@ -97,7 +97,7 @@ class Trainer:
             raise
 
     def _build(self, spec: RunSpec) -> None:
-        from harness.data import load_tokens
+        from records.tokens import load_tokens
 
         self.dtype = resolve_dtype(self.tc.dtype, self.device)
         self.peak, self.peak_source = (devices.peak_flops(torch.cuda.get_device_name(self.device))
@@ -175,8 +175,7 @@ class Trainer:
 
     def _check_data(self, data_dir: str) -> str:
         """Size and sampled checksum of both splits, on rank 0 only; the verdict is shared."""
-        from harness.data import DataError
-        from records.tokens import check_split
+        from records.tokens import DataError, check_split
 
         ok, msg = self._zero(torch.int64), ""
         if self.dist.is_main:

@@ -19,6 +19,11 @@ from typing import TextIO
 Log = Callable[[str], None]
 
 
+def stderr(msg: str) -> None:
+    """The default Log: a line on stderr, flushed (progress of long work belongs there, not on stdout)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
 def duration(seconds: float) -> str:
     """Seconds as "42 s", "2 min 05 s" or "1 h 05 min" (ETAs and elapsed times)."""
     s = max(0, int(round(seconds)))

@@ -34,7 +34,7 @@ import numpy as np
 from records.paths import data_root
 from records.progress import ByteProgress
 
-__all__ = ["FORMAT", "SPLITS", "DataError", "DEFAULT_CORPUS", "BUILTIN_CORPORA", "DEFAULT_BPE_VOCAB",
+__all__ = ["FORMAT", "SPLITS", "DataError", "DEFAULT_CORPUS", "FALLBACK_CORPUS", "BUILTIN_CORPORA", "DEFAULT_BPE_VOCAB",
            "SAMPLE_BLOCKS", "SAMPLE_BLOCK_BYTES", "SAMPLE_RULE", "data_root", "default_data_dir", "dtype_for",
            "entropy", "sha256_file", "sampled_sha256", "split_problem", "complete_meta", "fix_command",
            "read_meta", "load_tokens", "check_split", "unigram_entropy"]
@@ -44,7 +44,8 @@ SPLITS = ("train", "val")
 # the built-in corpora (corpus/corpora.py defines them; tests/test_data.py checks the names agree):
 # their names are what default directories are called, which the errors' fix commands need
 DEFAULT_CORPUS = "wiki"
-BUILTIN_CORPORA = ("wiki", "debian")
+FALLBACK_CORPUS = "debian"  # needs apt (Debian 12)
+BUILTIN_CORPORA = (DEFAULT_CORPUS, FALLBACK_CORPUS)
 DEFAULT_BPE_VOCAB = 4096
 
 SAMPLE_BLOCKS = 64

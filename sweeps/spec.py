@@ -650,7 +650,7 @@ def _parse_data(c: _Checker, t: dict[str, Any]) -> DataChoice:
     """[data]: a prepared directory, by path or by corpus/tokenizer (harness.data.default_data_dir).
     The vocabulary size comes from its meta.json; before it is prepared, from the tokenizer (byte:
     256; bpe: vocab_size), so `plan` works without data and says what it assumed."""
-    from harness import data as hdata
+    from records import tokens as hdata
 
     c.known(t, {"path", "corpus", "tokenizer", "vocab_size"}, "[data]")
     if "path" in t and "corpus" in t:
@@ -724,7 +724,7 @@ def data_key(path: str) -> str:
     """How a data directory enters run ids: its name under the data root ($ATTNRES_DATA_DIR or the
     checkout's data/, e.g. "wiki-byte"), else its absolute path. So ids do not depend on where the
     checkout lives or which directory `attnres` runs from."""
-    from harness.data import data_root
+    from records.tokens import data_root
 
     p = Path(path).resolve()
     try:

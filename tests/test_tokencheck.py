@@ -7,18 +7,18 @@ import json
 import numpy as np
 import pytest
 
-from harness import data
-from harness.data import DataError
+from corpus.prepare import prepare
+from records import tokens
 from records.tokens import SAMPLE_BLOCK_BYTES as CHUNK
 from records.tokens import SAMPLE_BLOCKS as SAMPLES
-from records.tokens import check_split, sampled_sha256
+from records.tokens import DataError, check_split, sampled_sha256
 
 
 @pytest.fixture
 def prepared(tmp_path):
     ids = np.random.default_rng(1).integers(0, 1000, 3_000_000).astype(np.uint16)  # 6 MB: more than 4 MiB
     np.save(tmp_path / "t.npy", ids)
-    return data.prepare(tmp_path / "d", token_files=[tmp_path / "t.npy"], vocab_size=1000, log=lambda m: None)
+    return prepare(tmp_path / "d", token_files=[tmp_path / "t.npy"], vocab_size=1000, log=lambda m: None)
 
 
 def _flip(path, offset: int) -> None:
@@ -30,7 +30,7 @@ def _flip(path, offset: int) -> None:
 
 
 def test_sampled_checksum_is_recorded_and_checked(prepared):
-    meta = data.read_meta(prepared)
+    meta = tokens.read_meta(prepared)
     train = prepared / meta["splits"]["train"]["file"]
     assert meta["splits"]["train"]["sampled_sha256"] == sampled_sha256(train)
     assert check_split(prepared, "train") == "train: size and sampled checksum ok"
@@ -44,7 +44,7 @@ def test_sampled_checksum_is_recorded_and_checked(prepared):
     _flip(train, CHUNK + (stride - CHUNK) // 2)  # between two samples: the documented blind spot
     assert check_split(prepared, "train").endswith("sampled checksum ok")
     with pytest.raises(DataError, match="sha256"):  # the full check (attnres data info) still sees it
-        data.load_tokens(prepared, "train")
+        tokens.load_tokens(prepared, "train")
 
 
 def test_older_preparations_are_checked_in_full(prepared):

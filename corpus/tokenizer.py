@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.corpus import DataError
+from records.tokens import DataError, fix_command, read_meta
 
 Log = Callable[[str], None]
 EOT_ID = 0  # end-of-document id of the byte tokenizer and of the BPE trained here
@@ -177,3 +177,22 @@ def load_tokenizer_file(path: Path, eot_token: str | None = None) -> HfTokenizer
     hf = HfTokenizer(tok, "hf", eot[1], vocab_size)
     hf.eot_token = eot[0]
     return hf
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokenizers of prepared directories
+
+
+def get_tokenizer(data_dir: str | Path) -> ByteTokenizer | HfTokenizer:
+    """The tokenizer a prepared directory was made with (.vocab_size, .encode(str), .decode(ids))."""
+    d = Path(data_dir)
+    meta = read_meta(d)
+    kind = meta["tokenizer"]
+    if kind == "byte":
+        return ByteTokenizer()
+    if kind in ("bpe", "hf"):
+        path = d / "tokenizer.json"
+        if not path.exists():
+            raise DataError(f"{path} is missing; {fix_command(d, meta)}")
+        return HfTokenizer.from_file(path, kind, meta.get("eot_id", EOT_ID))
+    raise DataError(f"{d} holds pre-tokenized data ({kind}); it has no tokenizer to encode or decode text")

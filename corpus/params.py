@@ -8,10 +8,10 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from harness.corpus import CORPORA, EXTRACT_VERSION, DataError
-from harness.prep.shards import discover
-from harness.prep.tokenizer import MAX_VOCAB, load_tokenizer_file
-from records.tokens import DEFAULT_BPE_VOCAB, FORMAT, sha256_file
+from corpus.corpora import CORPORA, EXTRACT_VERSION
+from corpus.shards import discover
+from corpus.tokenizer import MAX_VOCAB, load_tokenizer_file
+from records.tokens import DEFAULT_BPE_VOCAB, FORMAT, DataError, sha256_file
 
 DEFAULT_VAL_FRACTION = 0.05  # 5% of documents: ~250k byte tokens of the default corpus for evaluation
 DEFAULT_BPE_SAMPLE_MB = 256.0  # --source-dir with --tokenizer bpe: training text for the BPE

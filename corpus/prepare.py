@@ -1,4 +1,6 @@
-"""Prepared token data: `attnres data prepare` writes it, the training loop reads it.
+"""`attnres data prepare` (the library call behind it): a prepared token data directory, written to a
+temporary sibling and renamed into place, so it is complete or absent. The format and its reader
+are records/tokens.py.
 
     attnres data prepare                              # default corpus, byte tokens -> data/wiki-byte
     attnres data prepare --tokenizer bpe --vocab-size 4096          # -> data/wiki-bpe4096
@@ -7,190 +9,45 @@
     attnres data prepare --token-files a.bin b.bin --token-dtype uint16 --out data/mine-tokens
     attnres data info data/wiki-byte
 
-    from harness.data import default_data_dir, prepare, load_tokens
+    from corpus.prepare import prepare
+    from records.tokens import default_data_dir, load_tokens
     d = prepare(default_data_dir())                   # returns at once if already prepared (and intact)
     train = load_tokens(d, "train")                   # numpy.memmap of token ids
 
-A prepared directory (written to a temporary sibling, then renamed: complete or absent):
+A prepared directory:
     train.bin, val.bin  token ids, raw little-endian uint16 (vocab <= 65536) or uint32
     meta.json           vocab_size, dtype, tokenizer, eot_id, n_tokens/n_docs/sha256/sampled_sha256 per
-                        split (harness.prep.tokenfile defines the sampled checksum), parameters
+                        split (records/tokens.py defines the sampled checksum), parameters
     sources.json        provenance (package, version, sha256, how fetched; or the user's shards) and licence
     README.txt          the same for people; licenses/ holds the packages' own licence files
     tokenizer.json      the BPE trained here, or a copy of --tokenizer-file
 
-Documents are split into train/validation whole: the round(n * val_fraction) documents of smallest
-sha256(seed | text) are held out. Each is followed by the end-of-document token (harness.prep.tokenizer).
-Built-in corpora (harness.corpus) are small and prepared in memory; --source-dir streams through
-worker processes (harness.prep.stream) in memory bounded by its settings, resumably.
+Sources: built-in corpora (corpus/corpora.py) are small and prepared in memory (corpus/inmemory.py,
+which also holds the split rule); --source-dir streams through worker processes (corpus/stream.py)
+in memory bounded by its settings, resumably; --token-files: corpus/pretokenized.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.corpus import (
-    CORPORA,
-    DEFAULT_CORPUS,
-    DataError,
-    Log,
-    dedup_documents,
-    load_corpus,
-)
-from harness.prep.params import DEFAULT_BPE_SAMPLE_MB, DEFAULT_VAL_FRACTION
-from harness.prep.params import command as _command
-from harness.prep.params import params as _params
-from harness.prep.pretokenized import write_token_splits
-from harness.prep.stream import StreamSettings, write_source_splits
-from harness.prep.tokenfile import SplitWriter
-from harness.prep.tokenizer import (
-    EOT_ID,
-    EOT_TEXT,
-    BpeTokenizer,
-    ByteTokenizer,
-    HfTokenizer,
-    load_tokenizer_file,
-    train_bpe,
-)
-from records.progress import ByteProgress
-from records.tokens import (
-    DEFAULT_BPE_VOCAB,
-    FORMAT,
-    SAMPLE_RULE,
-    SPLITS,
-    complete_meta,
-    data_root,
-    default_data_dir,
-    dtype_for,
-    fix_command,
-    load_tokens,
-    read_meta,
-    split_problem,
-    unigram_entropy,
-)
-
-__all__ = ["DataError", "default_data_dir", "prepare", "read_meta", "load_tokens", "unigram_entropy",
-           "get_tokenizer", "split_documents", "train_bpe", "register", "ByteTokenizer", "BpeTokenizer",
-           "HfTokenizer", "StreamSettings", "EOT_ID", "EOT_TEXT", "SPLITS"]
-
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------------------------------
-# Tokenizers of prepared directories
-
-
-def get_tokenizer(data_dir: str | Path) -> ByteTokenizer | HfTokenizer:
-    """The tokenizer a prepared directory was made with (.vocab_size, .encode(str), .decode(ids))."""
-    d = Path(data_dir)
-    meta = read_meta(d)
-    kind = meta["tokenizer"]
-    if kind == "byte":
-        return ByteTokenizer()
-    if kind in ("bpe", "hf"):
-        path = d / "tokenizer.json"
-        if not path.exists():
-            raise DataError(f"{path} is missing; {fix_command(d, meta)}")
-        return HfTokenizer.from_file(path, kind, meta.get("eot_id", EOT_ID))
-    raise DataError(f"{d} holds pre-tokenized data ({kind}); it has no tokenizer to encode or decode text")
-
-
-# --------------------------------------------------------------------------------------------------
-# Document-level split
-
-
-def split_order(keys: list[bytes], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Indices of the (train, val) items, each in ranked order (a seeded shuffle).
-
-    Items are ranked by sha256(seed, key) and the first round(n * val_fraction) (at least one) go to
-    val, so the split does not depend on the order the items came in.
-    """
-    n = len(keys)
-    if n < 2:
-        raise DataError(f"need at least 2 documents to split into train and validation, got {n}; "
-                        "fix: add more text")
-    rank = sorted(range(n), key=lambda i: hashlib.sha256(b"%d|" % seed + keys[i]).digest())
-    n_val = min(max(1, round(n * val_fraction)), n - 1)
-    return rank[n_val:], rank[:n_val]
-
-
-def split_documents(docs: list[str], val_fraction: float = DEFAULT_VAL_FRACTION,
-                    seed: int = 0) -> tuple[list[str], list[str]]:
-    """(train, val) documents: a deterministic, order-independent split of whole documents."""
-    train, val = split_order([d.encode("utf-8") for d in docs], val_fraction, seed)
-    return [docs[i] for i in train], [docs[i] for i in val]
-
-
-# --------------------------------------------------------------------------------------------------
-# Built-in corpora: a few MB, prepared in memory (the output is in ranked order, as it always was)
-
-
-def _text_tokenizer(tmp: Path, params: dict, train_docs: list[str], cache_dir: Path, log: Log):
-    if params["tokenizer"] == "byte":
-        return ByteTokenizer()
-    if params["tokenizer"] == "hf":
-        shutil.copyfile(params["tokenizer_file"], tmp / "tokenizer.json")
-        tok = load_tokenizer_file(Path(params["tokenizer_file"]), params.get("eot_token"))
-        tok.plain_text_specials()
-        return tok
-    path = train_bpe(train_docs, params["vocab_size"] or DEFAULT_BPE_VOCAB, cache_dir, log)
-    shutil.copyfile(path, tmp / "tokenizer.json")
-    return HfTokenizer.from_file(path)
-
-
-def _write_text_splits(tmp: Path, docs: list[str], params: dict, cache_dir: Path, log: Log) -> tuple[dict, dict]:
-    train_docs, val_docs = split_documents(docs, params["val_fraction"], params["seed"])
-    tok = _text_tokenizer(tmp, params, train_docs, cache_dir, log)
-    dtype = dtype_for(tok.vocab_size)
-    splits = {}
-    for split, split_docs in zip(SPLITS, (train_docs, val_docs)):
-        t0 = time.perf_counter()
-        w = SplitWriter(tmp / f"{split}.bin", dtype, tok.vocab_size)
-        if isinstance(tok, ByteTokenizer):
-            blob = b"".join(d.encode("utf-8") + b"\x00" for d in split_docs)
-            w.write(np.frombuffer(blob, dtype=np.uint8), len(split_docs))
-        else:
-            prog, done = ByteProgress(f"tokenizing {split}", sum(map(len, split_docs)), log), 0
-            for i in range(0, len(split_docs), 1024):
-                batch = tok.encode_batch(split_docs[i:i + 1024])
-                ids = np.fromiter((t for ids in batch for t in [*ids, tok.eot_id]), dtype=np.int64)
-                w.write(ids, len(batch))
-                done += sum(map(len, split_docs[i:i + 1024]))
-                prog.update(done, f"{w.n_docs:,} documents, {w.n_tokens:,} tokens")
-        splits[split] = w.close()
-        log(f"  {split}: {w.n_docs:,} documents -> {w.n_tokens:,} tokens ({time.perf_counter() - t0:.1f} s)")
-    info = {"kind": params["tokenizer"], "vocab_size": tok.vocab_size, "dtype": dtype, "eot_id": tok.eot_id}
-    if params["tokenizer"] == "hf":
-        info["eot_token"] = tok.eot_token
-    return splits, info
-
-
-def _check_text(corpus: str, docs: list[str], log: Log) -> dict[str, Any]:
-    """sha256 of the final documents, compared with the reference of a built-in corpus (drift check)."""
-    h = hashlib.sha256()
-    for d in docs:
-        h.update(d.encode("utf-8") + b"\x00")
-    check: dict[str, Any] = {"text_sha256": h.hexdigest()}
-    if corpus in CORPORA:
-        ref = CORPORA[corpus].text_sha256
-        check.update(reference_text_sha256=ref, matches_reference=check["text_sha256"] == ref)
-        if not check["matches_reference"]:
-            log(f"  WARNING: the extracted {corpus} text differs from the reference extraction (another "
-                "package version or extraction code); results will not be comparable with reference runs")
-    return check
-
+from corpus.corpora import DEFAULT_CORPUS, load_corpus
+from corpus.inmemory import check_text, split_order, write_text_splits
+from corpus.params import DEFAULT_BPE_SAMPLE_MB, DEFAULT_VAL_FRACTION
+from corpus.params import command as _command
+from corpus.params import params as _params
+from corpus.pretokenized import write_token_splits
+from corpus.stream import StreamSettings, write_source_splits
+from corpus.text import dedup_documents
+from records.progress import Log, stderr
+from records.tokens import FORMAT, SAMPLE_RULE, DataError, complete_meta, data_root, read_meta, split_problem
 
 # --------------------------------------------------------------------------------------------------
 # Preparing
@@ -215,14 +72,14 @@ def prepare(out_dir: str | Path, corpus: str = DEFAULT_CORPUS, tokenizer: str = 
             vocab_size: int | None = None, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0,
             source_dir: str | Path | None = None, token_files: list[str | Path] | None = None,
             force: bool = False, token_dtype: str | None = None, cache_dir: str | Path | None = None,
-            log: Log = _stderr, *, text_column: str = "text", tokenizer_file: str | Path | None = None,
+            log: Log = stderr, *, text_column: str = "text", tokenizer_file: str | Path | None = None,
             eot_token: str | None = None, dedup: bool = True, bpe_sample_mb: float = DEFAULT_BPE_SAMPLE_MB,
             settings: StreamSettings | None = None) -> Path:
     """Prepare a token data directory and return its path; a no-op if it already holds the same set
     and every split still matches its size and sha256 (a damaged one is rebuilt).
 
-    Source: a built-in `corpus` (see harness.corpus.CORPORA), a directory of shards (`source_dir`:
-    parquet, jsonl[.gz|.zst] with `text_column`, text files; streamed by harness.prep.stream with
+    Source: a built-in `corpus` (see corpus.corpora.CORPORA), a directory of shards (`source_dir`:
+    parquet, jsonl[.gz|.zst] with `text_column`, text files; streamed by corpus.stream with
     `settings`), or pre-tokenized files (`token_files`: raw uint16/uint32 with `token_dtype`, or .npy).
     Tokens: bytes, a BPE trained here (`tokenizer="bpe"`), or a Hugging Face `tokenizer_file`.
     `cache_dir` (default <data root>/cache) keeps downloaded packages and trained BPE tokenizers.
@@ -306,8 +163,8 @@ def _build(tmp: Path, out: Path, params: dict, files: list[Path] | None, token_d
         docs, n_dup = dedup_documents([d for d in docs if d.strip()])
         log(f"  {len(docs):,} documents, {sum(map(len, docs)) / 1e6:.1f} M characters"
             + (f" ({n_dup:,} duplicates dropped)" if n_dup else ""))
-        text_check.update(_check_text(params["corpus"], docs, log))
-        splits, tok = _write_text_splits(tmp, docs, params, cache, log)
+        text_check.update(check_text(params["corpus"], docs, log))
+        splits, tok = write_text_splits(tmp, docs, params, cache, log)
     meta = {"format": FORMAT, "corpus": params["corpus"], "tokenizer": tok["kind"],
             "vocab_size": tok["vocab_size"], "dtype": tok["dtype"].name, "byteorder": "little",
             "eot_id": tok["eot_id"], **({"eot_token": tok["eot_token"]} if "eot_token" in tok else {}),
@@ -365,10 +222,3 @@ def _readme(meta: dict, provenance: list[dict]) -> str:
         else:
             lines.append(f"- user data: {p.get('source_dir') or ', '.join(p['token_files'])}")
     return "\n".join(lines) + "\n"
-
-
-def register(subparsers) -> None:  # noqa: ANN001 - argparse's private _SubParsersAction
-    """The `attnres data` subcommands (harness/prep/cli.py)."""
-    from harness.prep.cli import register as _register
-
-    _register(subparsers)

@@ -59,9 +59,7 @@ def _text_tokenizer(tmp: Path, params: dict, train_docs: list[str], cache_dir: P
         return ByteTokenizer()
     if params["tokenizer"] == "hf":
         shutil.copyfile(params["tokenizer_file"], tmp / "tokenizer.json")
-        tok = load_tokenizer_file(Path(params["tokenizer_file"]), params.get("eot_token"))
-        tok.plain_text_specials()
-        return tok
+        return load_tokenizer_file(Path(params["tokenizer_file"]), params.get("eot_token"))
     path = train_bpe(train_docs, params["vocab_size"] or DEFAULT_BPE_VOCAB, cache_dir, log)
     shutil.copyfile(path, tmp / "tokenizer.json")
     return HfTokenizer.from_file(path)

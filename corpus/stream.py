@@ -37,8 +37,10 @@ import os
 import shutil
 import signal
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +48,7 @@ from corpus.docset import KthSmallest, SeenSet
 from corpus.shards import Consumed, Unit, discover, plan_units, read_unit
 from corpus.tokenfile import SplitWriter
 from corpus.tokenizer import EOT_ID, HfTokenizer, load_tokenizer_file, train_bpe
-from corpus.workers import UnitFiles, init_worker, save_npy, work_unit
+from corpus.workers import STAGES, UnitFiles, init_worker, save_npy, work_unit
 from records.progress import ByteProgress, Log, count, duration, size
 from records.tokens import SPLITS, DataError, dtype_for
 
@@ -88,6 +90,35 @@ class StreamResult:
     work_dir: Path
 
 
+class _Stages:
+    """Where a preparation's time went (sources.json "stages_s"): wall seconds of the main process's
+    stages, and CPU seconds the workers spent per kind of work (corpus.workers.STAGES), summed."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.worker_cpu = dict.fromkeys(STAGES, 0.0)
+
+    @contextmanager
+    def timed(self, name: str):  # noqa: ANN201 - a context manager
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - t
+
+    def add_worker_cpu(self, spent: dict[str, float]) -> None:
+        for k, v in spent.items():
+            self.worker_cpu[k] += v
+
+    def record(self) -> dict[str, Any]:
+        return {**{k: round(v, 3) for k, v in self.wall.items()},
+                "worker_cpu": {k: round(v, 3) for k, v in self.worker_cpu.items()}}
+
+    def line(self) -> str:
+        return ("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.wall.items()) + "; worker CPU: "
+                + ", ".join(f"{k} {v:.1f} s" for k, v in self.worker_cpu.items()))
+
+
 def _lock(work: Path, out: Path):
     work.mkdir(parents=True, exist_ok=True)
     fh = open(work / "lock", "w")
@@ -113,7 +144,7 @@ def _work_dir(out: Path, params: dict, units: list[Unit], log: Log) -> Path:
 
 
 def _run_pass(units: list[Unit], tokenize: bool, tok: tuple, dtype: np.dtype, params: dict, work: Path,
-              settings: StreamSettings, log: Log) -> None:
+              settings: StreamSettings, log: Log, stages: _Stages) -> None:
     what = "tokenizing" if tokenize else "hashing documents"
     done = [u for u in units if (UnitFiles(work, u.index).tokenized(dtype.itemsize) if tokenize
                                  else UnitFiles(work, u.index).hashed())]
@@ -127,10 +158,10 @@ def _run_pass(units: list[Unit], tokenize: bool, tok: tuple, dtype: np.dtype, pa
         stale.unlink(missing_ok=True)
     workers = min(settings.n_workers, len(todo))
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    counters = ctx.Array("q", 4)
+    counters, stage_s = ctx.Array("q", 4), ctx.Array("d", len(STAGES))
     prog = ByteProgress(f"{what} ({workers} worker{'s' if workers > 1 else ''})", total, log, settings.progress_s, skipped)
     init_args = (Path(params["source_dir"]), params["text_column"], params["seed"], tok, dtype.str,
-            int(settings.batch_mb * 1e6), work, counters, os.getpid())
+                 int(settings.batch_mb * 1e6), work, counters, stage_s, os.getpid())
 
     def extra() -> str:
         return f"{counters[0]:,} documents, {count(counters[2])} tokens" if tokenize else f"{counters[0]:,} documents"
@@ -146,6 +177,7 @@ def _run_pass(units: list[Unit], tokenize: bool, tok: tuple, dtype: np.dtype, pa
                     prog.update(skipped + counters[3], extra(), counters[1])
             prog.update(skipped + counters[3], extra(), counters[1])
     prog.finish(skipped + counters[3], extra(), counters[1])
+    stages.add_worker_cpu(dict(zip(STAGES, stage_s)))
 
 
 def _select(work: Path, units: list[Unit], dedup: bool, val_fraction: float, log: Log) -> tuple[int, int, int]:
@@ -157,7 +189,7 @@ def _select(work: Path, units: list[Unit], dedup: bool, val_fraction: float, log
         idx = np.load(f.idx, allow_pickle=False)
         keys = np.frombuffer(idx["digest"].tobytes(), dtype="<u8")[::4]
         keep = seen.add(keys) if seen is not None else np.ones(len(idx), dtype=bool)
-        save_npy(f.keep, keep, ".tmp")
+        save_npy(f.keep, keep)
         kth.count(idx["rank"][keep])
         n_read += len(idx)
     n = kth.n
@@ -225,7 +257,7 @@ def _tokenizer(params: dict, tmp: Path) -> tuple[tuple, dict]:
     if kind == "hf":
         hf = load_tokenizer_file(Path(params["tokenizer_file"]), params.get("eot_token"))
         shutil.copyfile(params["tokenizer_file"], tmp / "tokenizer.json")
-        return ("hf", params["tokenizer_file"], hf.eot_id), {
+        return ("hf", params["tokenizer_file"], params.get("eot_token")), {
             "kind": "hf", "vocab_size": hf.vocab_size, "dtype": dtype_for(hf.vocab_size), "eot_id": hf.eot_id,
             "eot_token": hf.eot_token}
     return ("bpe",), {"kind": "bpe", "vocab_size": params["vocab_size"], "dtype": dtype_for(params["vocab_size"]),
@@ -239,12 +271,13 @@ def _interrupt(signum: int, frame) -> None:  # noqa: ANN001
 def write_source_splits(tmp: Path, out: Path, params: dict, settings: StreamSettings, cache: Path,
                         log: Log) -> StreamResult:
     """Prepare params["source_dir"] into tmp/{train,val}.bin (corpus.prepare writes meta.json and installs)."""
-    root = Path(params["source_dir"])
-    files, ignored = discover(root)
+    root, stages = Path(params["source_dir"]), _Stages()
     t0 = time.perf_counter()
-    units = plan_units(root, files, max(1, int(settings.unit_mb * 1e6)), params["text_column"])
+    with stages.timed("plan"):
+        files, ignored = discover(root)
+        units = plan_units(root, files, max(1, int(settings.unit_mb * 1e6)), params["text_column"])
     total = sum(u.weight for u in units)
-    log(f"  {len(files):,} shards, {size(total)}, {len(units):,} work units (planned in {time.perf_counter() - t0:.1f} s)"
+    log(f"  {len(files):,} shards, {size(total)}, {len(units):,} work units (planned in {stages.wall['plan']:.1f} s)"
         + (f"; ignored: {', '.join(f'{n} {s}' for s, n in sorted(ignored.items()))}" if ignored else ""))
     if not units:
         raise DataError(f"{root}: its shards hold no documents; fix: check --source-dir and --text-column")
@@ -254,21 +287,9 @@ def write_source_splits(tmp: Path, out: Path, params: dict, settings: StreamSett
     if old_term is signal.SIG_DFL:  # scancel / a requeue: stop like Ctrl-C (no output, units kept)
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        tok_spec, tok = _tokenizer(params, tmp)
         t_start = time.perf_counter()
-        if tok["kind"] == "bpe":
-            _run_pass(units, False, tok_spec, tok["dtype"], params, work, settings, log)
-            n, n_dup, threshold = _select(work, units, params["dedup"], params["val_fraction"], log)
-            path = train_bpe(_bpe_sample(work, units, params, threshold, log), params["vocab_size"], cache, log)
-            shutil.copyfile(path, tmp / "tokenizer.json")
-            tok_spec = ("bpe", str(path), EOT_ID)
-            tok["vocab_size"] = HfTokenizer.from_file(path).vocab_size  # may come out below the request
-            tok["dtype"] = dtype_for(tok["vocab_size"])
-        _run_pass(units, True, tok_spec, tok["dtype"], params, work, settings, log)
-        n, n_dup, threshold = _select(work, units, params["dedup"], params["val_fraction"], log)
-        splits, docs_sha = _write(tmp, work, units, threshold, tok, settings, log)
-        if not splits["val"]["n_docs"] or not splits["train"]["n_docs"]:
-            raise DataError("a split came out empty; fix: add documents or change --val-fraction")
+        splits, tok, (n, n_dup), docs_sha = _prepare_units(tmp, work, units, params, settings, cache, log, stages)
+        tokenize_s = time.perf_counter() - t_start
     finally:
         lock.close()
         if old_term is signal.SIG_DFL:
@@ -280,6 +301,33 @@ def write_source_splits(tmp: Path, out: Path, params: dict, settings: StreamSett
             "n_duplicate_docs_dropped": n_dup, "docs_sha256": docs_sha,
             "docs_sha256_definition": "sha256 of the concatenated sha256 digests of the kept documents' UTF-8 "
                                       "text, in input order", "workers": settings.n_workers,
-            "tokenize_s": round(time.perf_counter() - t_start, 2), "licence": "as supplied by the user"}
+            "tokenize_s": round(tokenize_s, 2), "stages_s": stages.record(), "licence": "as supplied by the user"}
     log(f"  prepared {size(total)} of shards in {duration(time.perf_counter() - t0)}")
+    log(stages.line())
     return StreamResult(splits, tok, prov, work)
+
+
+def _prepare_units(tmp: Path, work: Path, units: list[Unit], params: dict, settings: StreamSettings, cache: Path,
+                   log: Log, stages: _Stages) -> tuple[dict, dict, tuple[int, int], str]:
+    """The passes over the units (a hash-only pass and BPE training first for tokenizer "bpe"), the
+    selection and the write: (splits, tokenizer info, (documents, duplicates), docs_sha256)."""
+    tok_spec, tok = _tokenizer(params, tmp)
+    if tok["kind"] == "bpe":
+        with stages.timed("hash pass"):
+            _run_pass(units, False, tok_spec, tok["dtype"], params, work, settings, log, stages)
+        with stages.timed("train BPE"):
+            _, _, threshold = _select(work, units, params["dedup"], params["val_fraction"], log)
+            path = train_bpe(_bpe_sample(work, units, params, threshold, log), params["vocab_size"], cache, log)
+        shutil.copyfile(path, tmp / "tokenizer.json")
+        tok_spec = ("bpe", str(path), EOT_ID)
+        tok["vocab_size"] = HfTokenizer.from_file(path).vocab_size  # may come out below the request
+        tok["dtype"] = dtype_for(tok["vocab_size"])
+    with stages.timed("tokenize pass"):
+        _run_pass(units, True, tok_spec, tok["dtype"], params, work, settings, log, stages)
+    with stages.timed("select"):
+        n, n_dup, threshold = _select(work, units, params["dedup"], params["val_fraction"], log)
+    with stages.timed("write"):
+        splits, docs_sha = _write(tmp, work, units, threshold, tok, settings, log)
+    if not splits["val"]["n_docs"] or not splits["train"]["n_docs"]:
+        raise DataError("a split came out empty; fix: add documents or change --val-fraction")
+    return splits, tok, (n, n_dup), docs_sha

@@ -3,8 +3,8 @@
 Per unit, under <work>/units/: <i>.tok (token ids, each document followed by the end-of-document
 token), <i>.len.npy (tokens per document) and <i>.idx.npy (per document: sha256 of its text and its
 split rank, the first 8 bytes big-endian of sha256(b"<seed>|" + text)); each written under a
-temporary name and renamed, so a unit file that exists is complete. The hash-only pass (tokenizer
-"bpe", before the BPE is trained) writes only <i>.idx.npy.
+temporary name, fsynced and renamed (records.rundir.atomic_write), so a unit file that exists is
+complete. The hash-only pass (tokenizer "bpe", before the BPE is trained) writes only <i>.idx.npy.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import hashlib
 import os
 import signal
 import sys
+import time
 from array import array
 from itertools import chain
 from pathlib import Path
@@ -21,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from corpus.shards import Consumed, Unit, read_unit
-from corpus.tokenizer import HfTokenizer
+from corpus.tokenizer import HfTokenizer, load_tokenizer_file
+from records.rundir import atomic_write
 
 IDX_DTYPE = np.dtype([("digest", "V32"), ("rank", "<u8")])
 
@@ -57,18 +59,26 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+# what a worker's CPU seconds go to, summed over workers (corpus/stream.py reports them):
+# read = parsing the shard and cleaning documents; hash = UTF-8 and the two sha256 per document;
+# tokenize = the tokenizer and the token array; write = the unit's files
+STAGES = ("read", "hash", "tokenize", "write")
+
+
 def init_worker(root: Path, column: str, seed: int, tok: tuple, dtype: str, batch_chars: int, work: Path,
-          counters, parent: int) -> None:
+                counters, stage_s, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool ends its workers with SIGTERM
     _die_with_parent(parent)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per worker: the workers are the parallelism
     hf = None
-    if len(tok) > 1:  # ("hf" | "bpe", path, eot id); ("byte",) and the hash-only pass need no file
+    if tok[0] == "hf":  # ("hf", path, --eot-token): a fork inherits the main process's parse of the file
+        hf = load_tokenizer_file(Path(tok[1]), tok[2])
+    elif len(tok) > 1:  # ("bpe", path, eot id); ("byte",) and the hash-only pass need no file
         hf = HfTokenizer.from_file(Path(tok[1]), tok[0], tok[2])
         hf.plain_text_specials()
     _W.update(root=root, column=column, prefix=b"%d|" % seed, tok=hf, dtype=np.dtype(dtype),
-              batch=batch_chars, work=work, counters=counters)
+              batch=batch_chars, work=work, counters=counters, stage_s=stage_s)
 
 
 def _encode(batch: list[str], raws: list[bytes]) -> tuple[np.ndarray, list[int]]:
@@ -82,56 +92,80 @@ def _encode(batch: list[str], raws: list[bytes]) -> tuple[np.ndarray, list[int]]
     return np.fromiter(chain.from_iterable(ids), dtype=dtype, count=sum(lens) + len(ids)), lens
 
 
-def work_unit(job: tuple[Unit, bool]) -> int:
-    unit, tokenize = job
-    files, consumed, counters = UnitFiles(_W["work"], unit.index), Consumed(), _W["counters"]
-    suffix = f".{os.getpid()}.tmp"
-    digests, ranks, lens = bytearray(), array("Q"), array("I")  # 44 bytes per document
-    out = open(f"{files.tok}{suffix}", "wb") if tokenize else None
-    reported = 0
+class _UnitWork:
+    """One unit's documents read in batches of about batch_chars characters: hashed, tokenized into
+    `out` (None: the hash-only pass), counted into the shared progress counters and stage clocks."""
 
-    def flush(batch: list[str]) -> None:
-        nonlocal reported
+    def __init__(self, unit: Unit) -> None:
+        self.unit, self.consumed = unit, Consumed()
+        self.digests, self.ranks, self.lens = bytearray(), array("Q"), array("I")  # 44 bytes per document
+        self.spent = dict.fromkeys(STAGES, 0.0)
+        self.reported = 0
+
+    def run(self, out) -> None:  # noqa: ANN001 - a binary file or None
+        clock = time.process_time
+        batch, chars, t = [], 0, clock()
+        for doc in read_unit(_W["root"], self.unit, _W["column"], self.consumed):
+            batch.append(doc)
+            chars += len(doc)
+            if chars >= _W["batch"]:
+                self.spent["read"] += clock() - t
+                self._flush(batch, out)
+                batch, chars, t = [], 0, clock()
+        self.spent["read"] += clock() - t
+        self._flush(batch, out)
+        self.consumed.bytes = self.unit.weight  # readers estimate; the unit is whole now
+        self._flush([], out)
+
+    def _flush(self, batch: list[str], out) -> None:  # noqa: ANN001
+        clock, t0 = time.process_time, time.process_time()
         raws = [d.encode("utf-8") for d in batch]
         for r in raws:
-            digests.extend(hashlib.sha256(r).digest())
-        ranks.extend(int.from_bytes(hashlib.sha256(_W["prefix"] + r).digest()[:8], "big") for r in raws)
-        n_tok = 0
+            self.digests.extend(hashlib.sha256(r).digest())
+        self.ranks.extend(int.from_bytes(hashlib.sha256(_W["prefix"] + r).digest()[:8], "big") for r in raws)
+        n_tok, t1 = 0, clock()
         if out is not None and raws:
             arr, n = _encode(batch, raws)
+            t2 = clock()
             out.write(arr.data)
-            lens.extend(n)
+            self.lens.extend(n)
             n_tok = len(arr)
+            self.spent["write"] += clock() - t2
+            self.spent["tokenize"] += t2 - t1
+        self.spent["hash"] += t1 - t0
+        counters = _W["counters"]
         with counters.get_lock():
-            for k, v in enumerate((len(raws), sum(map(len, raws)), n_tok, consumed.bytes - reported)):
+            for k, v in enumerate((len(raws), sum(map(len, raws)), n_tok, self.consumed.bytes - self.reported)):
                 counters[k] += v
-        reported = consumed.bytes
+        self.reported = self.consumed.bytes
 
-    batch, chars = [], 0
-    for doc in read_unit(_W["root"], unit, _W["column"], consumed):
-        batch.append(doc)
-        chars += len(doc)
-        if chars >= _W["batch"]:
-            flush(batch)
-            batch, chars = [], 0
-    flush(batch)
-    consumed.bytes = unit.weight  # readers estimate; the unit is whole now
-    flush([])
-    if out is not None:
-        out.flush()
-        os.fsync(out.fileno())
-        out.close()
-        os.replace(f"{files.tok}{suffix}", files.tok)
-        save_npy(files.len, np.frombuffer(lens, dtype=np.uint32), suffix)
-    rec = np.zeros(len(ranks), dtype=IDX_DTYPE)
-    rec["digest"] = np.frombuffer(digests, dtype="V32")
-    rec["rank"] = np.frombuffer(ranks, dtype=np.uint64)
-    save_npy(files.idx, rec, suffix)
+    def report_time(self) -> None:
+        stage_s = _W["stage_s"]
+        with stage_s.get_lock():
+            for k, name in enumerate(STAGES):
+                stage_s[k] += self.spent[name]
+
+
+def work_unit(job: tuple[Unit, bool]) -> int:
+    """Write one unit's files (tokenize: all three; else the hash-only pass's <i>.idx.npy)."""
+    unit, tokenize = job
+    files, w = UnitFiles(_W["work"], unit.index), _UnitWork(unit)
+    if tokenize:
+        atomic_write(files.tok, w.run)
+        t = time.process_time()
+        save_npy(files.len, np.frombuffer(w.lens, dtype=np.uint32))
+    else:
+        w.run(None)
+        t = time.process_time()
+    rec = np.zeros(len(w.ranks), dtype=IDX_DTYPE)
+    rec["digest"] = np.frombuffer(w.digests, dtype="V32")
+    rec["rank"] = np.frombuffer(w.ranks, dtype=np.uint64)
+    save_npy(files.idx, rec)
+    w.spent["write"] += time.process_time() - t
+    w.report_time()
     return unit.index
 
 
-def save_npy(path: Path, arr: np.ndarray, suffix: str) -> None:
-    tmp = Path(f"{path}{suffix}")
-    with open(tmp, "wb") as f:
-        np.save(f, arr, allow_pickle=False)
-    os.replace(tmp, path)
+def save_npy(path: Path, arr: np.ndarray) -> None:
+    """An .npy file written atomically (temporary file, fsync, rename: it exists only complete)."""
+    atomic_write(path, lambda f: np.save(f, arr, allow_pickle=False))

@@ -20,6 +20,7 @@ import pytest
 from corpus import cli, corpora, inmemory, packages, params, pretokenized, shards, text, tokenizer
 from corpus import prepare as preparation
 from records import tokens
+from records.progress import ByteProgress, duration
 from records.tokens import DataError
 
 PARAGRAPHS = [
@@ -355,6 +356,40 @@ def test_corpora_are_pinned():
         for s in c.sources:
             assert len(s.sha256) == 64 and s.version in s.filename and s.licence and s.client in ("pip", "apt")
     assert corpora.DEFAULT_CORPUS in corpora.CORPORA and corpora.FALLBACK_CORPUS in corpora.CORPORA
+    # the reader names default directories and fix commands after the built-in corpora without importing them
+    assert tokens.BUILTIN_CORPORA == tuple(corpora.CORPORA)
+
+
+def test_byte_progress_lines_have_rate_and_eta():
+    """records/progress.py's ByteProgress (data preparation): % of input, rate over the stage, ETA from
+    the input rate, at most every every_s, and a summary at the end."""
+    now, lines = [0.0], []
+    p = ByteProgress("tokenizing (2 workers)", 4e6, lines.append, every_s=10.0, skipped=1e6, clock=lambda: now[0])
+    now[0] = 5.0
+    p.update(2e6, "10 documents", text=2.5e6)  # before every_s: quiet
+    now[0] = 10.0
+    p.update(3e6, "20 documents", text=5e6)
+    now[0] = 12.0
+    p.update(3.5e6, "25 documents")  # within every_s of the last line: quiet
+    now[0] = 20.0
+    p.finish(4e6, "40 documents", text=1e7)
+    assert lines == ["  tokenizing (2 workers): 75% of 4.0 MB, 20 documents, 0.5 MB/s of text, ETA 5 s",
+                     "  tokenizing (2 workers): 4.0 MB, 10.0 MB of text, 40 documents in 20.0 s (0.5 MB/s of text)"]
+    assert duration(42) == "42 s" and duration(125) == "2 min 05 s" and duration(3900) == "1 h 05 min"
+
+
+def test_a_tokenizer_file_is_parsed_once_per_process(tmp_path, monkeypatch):
+    """A preparation checks its arguments, prepares and forks workers from one parse of the file; an
+    edited file is parsed again."""
+    path = tokenizer.train_bpe(_docs(40), 300, tmp_path, log=_quiet)
+    user = tmp_path / "user.json"
+    user.write_bytes(path.read_bytes())
+    first = tokenizer.load_tokenizer_file(user)
+    assert tokenizer.load_tokenizer_file(user) is first and first.eot_token == tokenizer.EOT_TEXT
+    assert first.encode(tokenizer.EOT_TEXT) != [first.eot_id]  # document text never forges the end token
+    user.write_text(user.read_text().replace('"<|endoftext|>"', '"<|end_of_text|>"'))
+    again = tokenizer.load_tokenizer_file(user)
+    assert again is not first and again.eot_token == "<|end_of_text|>"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -131,6 +131,9 @@ def test_shards_give_the_reference_tokens_for_1_and_2_workers(tmp_path, wiki_doc
     assert tokens.read_meta(outs[1])["splits"] == meta["splits"]
     assert tokenizer.get_tokenizer(outs[0]).decode(ref["val"][:50].tolist()) in "\n".join(wiki_docs)
     sources = json.loads((outs[0] / "sources.json").read_text())["sources"][0]
+    stages = sources["stages_s"]  # where the time went: main-process stages, worker CPU by kind of work
+    assert {"plan", "tokenize pass", "select", "write"} <= set(stages) and stages["tokenize pass"] > 0
+    assert set(stages["worker_cpu"]) == {"read", "hash", "tokenize", "write"} and stages["worker_cpu"]["tokenize"] > 0
     assert sources["n_files"] == 5 + (len(wiki_docs) - 5 * (len(wiki_docs) // 6)) and sources["ignored_files"] == {".pdf": 1}
     progress = [m for m in lines if m.startswith("  tokenizing")]
     assert any(re.search(r"\d+% of .*, [\d,]+ documents, [\d.]+[kM]? tokens, [\d.]+ MB/s of text, ETA \d+ (s|min)", m)

@@ -1,8 +1,12 @@
-"""The start-of-training data check: size plus a sampled checksum (records/tokens.py)."""
+"""records/tokens.py, the reader of prepared token data: the start-of-training check (size plus a sampled
+checksum), and that reading needs neither torch nor the preparation code."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +16,8 @@ from records import tokens
 from records.tokens import SAMPLE_BLOCK_BYTES as CHUNK
 from records.tokens import SAMPLE_BLOCKS as SAMPLES
 from records.tokens import DataError, check_split, sampled_sha256
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -61,3 +67,33 @@ def test_older_preparations_are_checked_in_full(prepared):
         f.write(b"\0\0")
     with pytest.raises(DataError, match="truncated or corrupt"):
         check_split(prepared, "train")
+
+
+def _modules_after(code: str) -> list[str]:
+    """The modules a fresh interpreter holds after running `code` (from the checkout)."""
+    probe = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.splitlines()[-1])
+
+
+def test_reading_prepared_data_needs_neither_torch_nor_the_preparation_code(prepared):
+    """What a compute node runs to read and check prepared data (records/tokens.py) loads no torch and
+    none of the writer's code (corpus/, tokenizers, pyarrow): the format has one reader."""
+    mods = _modules_after(f"from records.tokens import check_split, load_tokens, read_meta\n"
+                          f"d = {str(prepared)!r}\nread_meta(d); load_tokens(d, 'val')\n"
+                          f"check_split(d, 'train'); check_split(d, 'val')")
+    assert "records.tokens" in mods
+    loaded = [m for m in mods if m.split(".")[0] in ("torch", "corpus", "tokenizers", "pyarrow", "harness")]
+    assert loaded == [], loaded
+
+
+def test_data_command_help_imports_no_torch_and_no_training_code():
+    """`attnres data --help` (and its actions' help) loads corpus/ and the CLI, not torch or the
+    compute-node package beyond harness.cli."""
+    mods = _modules_after("import contextlib, io\nfrom harness.cli import main\n"
+                          "for argv in (['data', '--help'], ['data', 'prepare', '--help'], ['data', 'info', '--help']):\n"
+                          "    with contextlib.redirect_stdout(io.StringIO()):\n"
+                          "        try:\n            main(argv)\n        except SystemExit:\n            pass")
+    assert "corpus.cli" in mods and "torch" not in mods
+    assert [m for m in mods if m.split(".")[0] == "harness"] == ["harness", "harness.cli"]

@@ -25,7 +25,10 @@ imports, arguments, install: the rest of the wall clock) and the workers' CPU se
 worker CPU) / (serial + worker CPU / 2), serial = everything but the tokenize pass (the units are
 equal here, so the two workers are balanced). Peak memory: the largest process (ru_maxrss) of
 harness x2 at 1x, 2x and 4x of --mem-mb of text. Machines here are shared: the load average is
-printed with the numbers, and only ratios measured side by side mean anything.
+printed with the numbers, and only ratios measured side by side mean anything. With the kernel's
+autogroup on (the default of desktop and Debian kernels), CPU time is shared between sessions, not
+processes: while another session is busy, a second worker of the same session gets little CPU, and
+"library 2p / library x1" shows how little; the critical-path line says what two free cores give.
 """
 
 from __future__ import annotations
@@ -162,12 +165,31 @@ def stage_table(stages: dict[str, list[dict]]) -> list[str]:
     for arm, rows in stages.items():
         med[arm] = {c: median(r.get(c, 0.0) for r in rows) for c in cols}
         lines.append(f"  {arm:11s}" + "".join(f"{med[arm][c]:15.2f}" for c in cols))
+    cores = {arm: sum(v for c, v in m.items() if c.startswith("cpu ")) / max(m["tokenize pass"], 1e-9)
+             for arm, m in med.items()}
+    lines.append("  CPU cores the workers got during the tokenize pass: "
+                 + ", ".join(f"{arm} {v:.2f}" for arm, v in cores.items()))
     x1 = med["harness x1"]
     serial = x1["wall"] - x1["tokenize pass"]
     work = sum(v for c, v in x1.items() if c.startswith("cpu "))
     lines.append(f"  on two free cores x2 / x1 would be (serial + worker CPU) / (serial + worker CPU / 2) = "
                  f"({serial:.2f} + {work:.2f}) / ({serial:.2f} + {work / 2:.2f}) = {(serial + work) / (serial + work / 2):.2f}")
+    lines.append(f"  {_autogroup()}")
     return lines
+
+
+def _autogroup() -> str:
+    """Linux's autogroup shares CPU time fairly between sessions, not processes: while another session
+    is busy, the processes of this one (the workers of one prepare, the two 'library 2p' processes)
+    share one session's share, so a second worker adds little (measured here: two CPU-bound processes
+    of one session got 0.49-0.51 cores together at load ~6, the same as one alone; in sessions of
+    their own 0.73-0.79)."""
+    try:
+        on = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return "scheduler autogroup: unknown (not Linux?)"
+    return ("scheduler autogroup is ON: while other sessions are busy, the workers of one prepare share one "
+            "session's CPU share (see _autogroup), and so does library 2p" if on else "scheduler autogroup is off")
 
 
 def main() -> int:

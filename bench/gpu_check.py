@@ -84,7 +84,7 @@ def _sync(device: torch.device) -> None:
 
 def synthetic_data(root: Path, vocab: int, n_tokens: int) -> Path:
     """A prepared data directory of random token ids (the checks measure speed, not learning)."""
-    from harness.data import prepare
+    from corpus.prepare import prepare
 
     ids = np.random.default_rng(0).integers(0, vocab, n_tokens).astype(np.uint16 if vocab <= 1 << 16 else np.uint32)
     np.save(root / "tokens.npy", ids)

@@ -1,7 +1,8 @@
 """The `attnres` command line (also `python -m harness`).
 
 Each package registers its own subcommands:
-    harness   data prepare, train
+    corpus    data prepare, data info
+    harness   train
     sweeps    plan, launch, status, cancel, logs, collect
     analysis  fit, figures, report
 
@@ -19,7 +20,7 @@ import sys
 # command -> (module whose register() adds it, one line for `attnres --help`); the one-line help
 # must match the module's own (tests/test_cli.py), it is repeated here so listing needs no import
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("harness.data", "prepare and inspect token data"),
+    "data": ("corpus.cli", "prepare and inspect token data"),
     "train": ("harness.train_cli", "train (or resume) a single run"),
     "plan": ("sweeps.cli", "every run of a sweep with params, FLOPs and device-hours; spends nothing"),
     "launch": ("sweeps.cli", "train every unfinished run of a sweep (local, Slurm or debug)"),

@@ -63,9 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _adhoc_spec(args: argparse.Namespace, run_id: str) -> Any:
-    from harness.data import default_data_dir, read_meta
     from harness.ladder import model_config
     from records.config import DataConfig, RunSpec, TrainConfig, build_config
+    from records.tokens import default_data_dir, read_meta
 
     a = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in _ADHOC.items()}
     data = a["data"] or str(default_data_dir())
@@ -159,8 +159,8 @@ def _prepare(args: argparse.Namespace) -> str | None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from harness.data import DataError
     from records.config import ConfigError
+    from records.tokens import DataError
 
     try:
         stop = _prepare(args)

@@ -57,7 +57,7 @@ def _micro_batch(run: PlannedRun, sweep: Sweep) -> int:
 def _train_split_tokens(sweep: Sweep) -> int | None:
     if sweep.data.vocab_source != "meta.json":
         return None
-    from harness.data import DataError, read_meta
+    from records.tokens import DataError, read_meta
 
     try:
         return int(read_meta(sweep.data.path)["splits"]["train"]["n_tokens"])

@@ -14,6 +14,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def corpus():
     """Path of the prepared default corpus (byte-level). Downloads it on first use."""
-    from harness.data import default_data_dir, prepare
+    from corpus.prepare import prepare
+    from records.tokens import default_data_dir
 
     return prepare(default_data_dir())

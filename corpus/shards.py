@@ -28,7 +28,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.corpus import _CONTROL, DataError
+from corpus.text import CONTROL
+from records.tokens import DataError
 
 TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst")
@@ -49,7 +50,7 @@ def shard_kind(name: str) -> str | None:
 
 
 def clean(text: str) -> str:
-    return _CONTROL.sub("", text.replace("\r\n", "\n")).strip()
+    return CONTROL.sub("", text.replace("\r\n", "\n")).strip()
 
 
 @dataclass(frozen=True)
@@ -316,7 +317,7 @@ def text_pieces(lines: Iterable[str], size: int = MAX_DOC_CHARS) -> Iterator[str
             pending.append(p)
 
     for raw in lines:
-        line = _CONTROL.sub("", raw.replace("\r\n", "\n"))
+        line = CONTROL.sub("", raw.replace("\r\n", "\n"))
         if not started:
             line = line.lstrip()
             started = bool(line)

@@ -8,14 +8,12 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from harness.corpus import CORPORA, EXTRACT_VERSION, DataError
-from harness.prep.shards import discover
-from harness.prep.tokenfile import sha256_file
-from harness.prep.tokenizer import MAX_VOCAB, load_tokenizer_file
+from corpus.corpora import CORPORA, EXTRACT_VERSION
+from corpus.shards import discover
+from corpus.tokenizer import MAX_VOCAB, load_tokenizer_file
+from records.tokens import DEFAULT_BPE_VOCAB, FORMAT, DataError, sha256_file
 
-FORMAT = "attnres-tokens/1"  # meta.json "format"; readers refuse other values
 DEFAULT_VAL_FRACTION = 0.05  # 5% of documents: ~250k byte tokens of the default corpus for evaluation
-DEFAULT_BPE_VOCAB = 4096
 DEFAULT_BPE_SAMPLE_MB = 256.0  # --source-dir with --tokenizer bpe: training text for the BPE
 STREAM_VERSION = 1  # bump when the --source-dir pipeline's output changes: older sets are rebuilt
 

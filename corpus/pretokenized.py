@@ -1,7 +1,7 @@
 """`attnres data prepare --token-files`: pre-tokenized uint16/uint32 files (raw or .npy) -> splits.
 
 The files are cut into pieces of TOKEN_CHUNK tokens, which are split into train and validation like
-documents (a seeded hash of each piece's position decides; harness.data.split_order).
+documents (a seeded hash of each piece's position decides; corpus.inmemory.split_order).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.corpus import DataError
-from harness.prep.tokenfile import SplitWriter, dtype_for
-from harness.prep.tokenizer import MAX_VOCAB
+from corpus.tokenfile import SplitWriter
+from corpus.tokenizer import MAX_VOCAB
+from records.tokens import DataError, dtype_for
 
 TOKEN_CHUNK = 1 << 16  # pre-tokenized files are cut into "documents" of this many tokens for the split
 

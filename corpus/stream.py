@@ -1,7 +1,7 @@
 """Streaming, parallel, resumable preparation of `attnres data prepare --source-dir`.
 
 Stages, each with progress lines (documents, MB/s, tokens, ETA):
-  tokenize  worker processes turn each work unit (harness.prep.shards) into three files under the
+  tokenize  worker processes turn each work unit (corpus.shards) into three files under the
             work directory: <i>.tok (token ids, each document followed by the end-of-document token),
             <i>.len.npy (tokens per document) and <i>.idx.npy (per document: sha256 of its text and its
             split rank). They are written under temporary names and renamed, so a unit file that exists
@@ -10,7 +10,7 @@ Stages, each with progress lines (documents, MB/s, tokens, ETA):
   select    in unit order: exact duplicates dropped (first occurrence kept; docset.SeenSet) and the
             validation cut: the round(n * val_fraction) kept documents (at least 1, at most n - 1) of
             smallest rank = first 8 bytes, big-endian, of sha256(b"<seed>|" + text). This is the rule of
-            harness.data.split_documents (the in-memory split), so the same documents are held out;
+            corpus.inmemory.split_documents (the in-memory split), so the same documents are held out;
             only the order differs: each split keeps the input order.
   write     train.bin and val.bin from the unit files in order, with sha256 and unigram counts.
 
@@ -22,14 +22,13 @@ library's encodings) plus its reader's buffer (a 1,024-row parquet record batch,
 compressed stream); the main process holds the duplicate filter (16-32 bytes per distinct document;
 none with dedup off), an 8 MiB rank histogram and 1 M tokens while writing.
 
-Interruption: the output directory appears only complete (harness.data renames it into place, meta.json
+Interruption: the output directory appears only complete (corpus.prepare renames it into place, meta.json
 last). The work directory `.<out>.work-<key>` keeps finished units; a re-run with the same settings
 (the key covers the output-changing settings and the unit plan) resumes from them.
 """
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import hashlib
 import json
@@ -37,24 +36,22 @@ import multiprocessing as mp
 import os
 import shutil
 import signal
-import sys
 import time
-from array import array
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from itertools import chain
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from harness.corpus import DataError
-from harness.prep.docset import KthSmallest, SeenSet
-from harness.prep.progress import Log, Progress, count, hms, size
-from harness.prep.shards import Consumed, Unit, discover, plan_units, read_unit
-from harness.prep.tokenfile import SplitWriter, dtype_for
-from harness.prep.tokenizer import EOT_ID, HfTokenizer, load_tokenizer_file, train_bpe
+from corpus.docset import KthSmallest, SeenSet
+from corpus.shards import Consumed, Unit, discover, plan_units, read_unit
+from corpus.tokenfile import SplitWriter
+from corpus.tokenizer import EOT_ID, HfTokenizer, load_tokenizer_file, train_bpe
+from corpus.workers import STAGES, UnitFiles, init_worker, save_npy, work_unit
+from records.progress import ByteProgress, Log, count, duration, size
+from records.tokens import SPLITS, DataError, dtype_for
 
-SPLITS = ("train", "val")
-IDX_DTYPE = np.dtype([("digest", "V32"), ("rank", "<u8")])
 _WRITE_CHUNK = 1 << 20  # tokens per slice while writing the splits (~10 MB of buffers)
 
 
@@ -93,118 +90,33 @@ class StreamResult:
     work_dir: Path
 
 
-class _Files:
-    def __init__(self, work: Path, i: int) -> None:
-        base = work / "units" / f"{i:06d}"
-        self.tok, self.len, self.idx, self.keep = (Path(f"{base}{s}") for s in (".tok", ".len.npy", ".idx.npy", ".keep.npy"))
+class _Stages:
+    """Where a preparation's time went (sources.json "stages_s"): wall seconds of the main process's
+    stages, and CPU seconds the workers spent per kind of work (corpus.workers.STAGES), summed."""
 
-    def hashed(self) -> bool:
-        return self.idx.exists()
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.worker_cpu = dict.fromkeys(STAGES, 0.0)
 
-    def tokenized(self, itemsize: int) -> bool:
-        if not (self.idx.exists() and self.len.exists() and self.tok.exists()):
-            return False
-        lens = np.load(self.len, allow_pickle=False)
-        return self.tok.stat().st_size == (int(lens.sum()) + len(lens)) * itemsize
-
-
-# ------------------------------------------------------------------------------ workers
-
-_W: dict = {}
-
-
-def _die_with_parent(parent: int) -> None:
-    """Workers end when the main process dies, even by SIGKILL (Linux), instead of lingering."""
-    if sys.platform.startswith("linux"):
+    @contextmanager
+    def timed(self, name: str):  # noqa: ANN201 - a context manager
+        t = time.perf_counter()
         try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-    if os.getppid() != parent:
-        os._exit(1)
+            yield
+        finally:
+            self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - t
 
+    def add_worker_cpu(self, spent: dict[str, float]) -> None:
+        for k, v in spent.items():
+            self.worker_cpu[k] += v
 
-def _init(root: Path, column: str, seed: int, tok: tuple, dtype: str, batch_chars: int, work: Path,
-          counters, parent: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool ends its workers with SIGTERM
-    _die_with_parent(parent)
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per worker: the workers are the parallelism
-    hf = None
-    if len(tok) > 1:  # ("hf" | "bpe", path, eot id); ("byte",) and the hash-only pass need no file
-        hf = HfTokenizer.from_file(Path(tok[1]), tok[0], tok[2])
-        hf.plain_text_specials()
-    _W.update(root=root, column=column, prefix=b"%d|" % seed, tok=hf, dtype=np.dtype(dtype),
-              batch=batch_chars, work=work, counters=counters)
+    def record(self) -> dict[str, Any]:
+        return {**{k: round(v, 3) for k, v in self.wall.items()},
+                "worker_cpu": {k: round(v, 3) for k, v in self.worker_cpu.items()}}
 
-
-def _encode(batch: list[str], raws: list[bytes]) -> tuple[np.ndarray, list[int]]:
-    tok, dtype = _W["tok"], _W["dtype"]
-    if tok is None:  # bytes: each document then byte 0
-        return np.frombuffer(b"\x00".join(raws) + b"\x00", dtype=np.uint8).astype(dtype), list(map(len, raws))
-    ids = tok.encode_batch(batch)
-    lens = list(map(len, ids))
-    for row in ids:
-        row.append(tok.eot_id)
-    return np.fromiter(chain.from_iterable(ids), dtype=dtype, count=sum(lens) + len(ids)), lens
-
-
-def _work(job: tuple[Unit, bool]) -> int:
-    unit, tokenize = job
-    files, consumed, counters = _Files(_W["work"], unit.index), Consumed(), _W["counters"]
-    suffix = f".{os.getpid()}.tmp"
-    digests, ranks, lens = bytearray(), array("Q"), array("I")  # 44 bytes per document
-    out = open(f"{files.tok}{suffix}", "wb") if tokenize else None
-    reported = 0
-
-    def flush(batch: list[str]) -> None:
-        nonlocal reported
-        raws = [d.encode("utf-8") for d in batch]
-        for r in raws:
-            digests.extend(hashlib.sha256(r).digest())
-        ranks.extend(int.from_bytes(hashlib.sha256(_W["prefix"] + r).digest()[:8], "big") for r in raws)
-        n_tok = 0
-        if out is not None and raws:
-            arr, n = _encode(batch, raws)
-            out.write(arr.data)
-            lens.extend(n)
-            n_tok = len(arr)
-        with counters.get_lock():
-            for k, v in enumerate((len(raws), sum(map(len, raws)), n_tok, consumed.bytes - reported)):
-                counters[k] += v
-        reported = consumed.bytes
-
-    batch, chars = [], 0
-    for doc in read_unit(_W["root"], unit, _W["column"], consumed):
-        batch.append(doc)
-        chars += len(doc)
-        if chars >= _W["batch"]:
-            flush(batch)
-            batch, chars = [], 0
-    flush(batch)
-    consumed.bytes = unit.weight  # readers estimate; the unit is whole now
-    flush([])
-    if out is not None:
-        out.flush()
-        os.fsync(out.fileno())
-        out.close()
-        os.replace(f"{files.tok}{suffix}", files.tok)
-        _save(files.len, np.frombuffer(lens, dtype=np.uint32), suffix)
-    rec = np.zeros(len(ranks), dtype=IDX_DTYPE)
-    rec["digest"] = np.frombuffer(digests, dtype="V32")
-    rec["rank"] = np.frombuffer(ranks, dtype=np.uint64)
-    _save(files.idx, rec, suffix)
-    return unit.index
-
-
-def _save(path: Path, arr: np.ndarray, suffix: str) -> None:
-    tmp = Path(f"{path}{suffix}")
-    with open(tmp, "wb") as f:
-        np.save(f, arr, allow_pickle=False)
-    os.replace(tmp, path)
-
-
-# ------------------------------------------------------------------------------ the main process
+    def line(self) -> str:
+        return ("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.wall.items()) + "; worker CPU: "
+                + ", ".join(f"{k} {v:.1f} s" for k, v in self.worker_cpu.items()))
 
 
 def _lock(work: Path, out: Path):
@@ -232,10 +144,10 @@ def _work_dir(out: Path, params: dict, units: list[Unit], log: Log) -> Path:
 
 
 def _run_pass(units: list[Unit], tokenize: bool, tok: tuple, dtype: np.dtype, params: dict, work: Path,
-              settings: StreamSettings, log: Log) -> None:
+              settings: StreamSettings, log: Log, stages: _Stages) -> None:
     what = "tokenizing" if tokenize else "hashing documents"
-    done = [u for u in units if (_Files(work, u.index).tokenized(dtype.itemsize) if tokenize
-                                 else _Files(work, u.index).hashed())]
+    done = [u for u in units if (UnitFiles(work, u.index).tokenized(dtype.itemsize) if tokenize
+                                 else UnitFiles(work, u.index).hashed())]
     todo = sorted(set(units) - set(done), key=lambda u: (-u.weight, u.index))  # largest first: balance
     skipped, total = sum(u.weight for u in done), sum(u.weight for u in units)
     if done:
@@ -246,16 +158,16 @@ def _run_pass(units: list[Unit], tokenize: bool, tok: tuple, dtype: np.dtype, pa
         stale.unlink(missing_ok=True)
     workers = min(settings.n_workers, len(todo))
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    counters = ctx.Array("q", 4)
-    prog = Progress(f"{what} ({workers} worker{'s' if workers > 1 else ''})", total, log, settings.progress_s, skipped)
-    init = (Path(params["source_dir"]), params["text_column"], params["seed"], tok, dtype.str,
-            int(settings.batch_mb * 1e6), work, counters, os.getpid())
+    counters, stage_s = ctx.Array("q", 4), ctx.Array("d", len(STAGES))
+    prog = ByteProgress(f"{what} ({workers} worker{'s' if workers > 1 else ''})", total, log, settings.progress_s, skipped)
+    init_args = (Path(params["source_dir"]), params["text_column"], params["seed"], tok, dtype.str,
+                 int(settings.batch_mb * 1e6), work, counters, stage_s, os.getpid())
 
     def extra() -> str:
         return f"{counters[0]:,} documents, {count(counters[2])} tokens" if tokenize else f"{counters[0]:,} documents"
 
-    with ctx.Pool(workers, initializer=_init, initargs=init) as pool:
-        it = pool.imap_unordered(_work, [(u, tokenize) for u in todo])
+    with ctx.Pool(workers, initializer=init_worker, initargs=init_args) as pool:
+        it = pool.imap_unordered(work_unit, [(u, tokenize) for u in todo])
         for _ in todo:
             while True:
                 try:
@@ -265,6 +177,7 @@ def _run_pass(units: list[Unit], tokenize: bool, tok: tuple, dtype: np.dtype, pa
                     prog.update(skipped + counters[3], extra(), counters[1])
             prog.update(skipped + counters[3], extra(), counters[1])
     prog.finish(skipped + counters[3], extra(), counters[1])
+    stages.add_worker_cpu(dict(zip(STAGES, stage_s)))
 
 
 def _select(work: Path, units: list[Unit], dedup: bool, val_fraction: float, log: Log) -> tuple[int, int, int]:
@@ -272,11 +185,11 @@ def _select(work: Path, units: list[Unit], dedup: bool, val_fraction: float, log
     t0 = time.perf_counter()
     seen, kth, n_read = (SeenSet() if dedup else None), KthSmallest(), 0
     for u in units:
-        f = _Files(work, u.index)
+        f = UnitFiles(work, u.index)
         idx = np.load(f.idx, allow_pickle=False)
         keys = np.frombuffer(idx["digest"].tobytes(), dtype="<u8")[::4]
         keep = seen.add(keys) if seen is not None else np.ones(len(idx), dtype=bool)
-        _save(f.keep, keep, ".tmp")
+        save_npy(f.keep, keep)
         kth.count(idx["rank"][keep])
         n_read += len(idx)
     n = kth.n
@@ -284,7 +197,7 @@ def _select(work: Path, units: list[Unit], dedup: bool, val_fraction: float, log
         raise DataError(f"need at least 2 documents to split into train and validation, got {n}; fix: add more text")
     kth.choose(min(max(1, round(n * val_fraction)), n - 1))
     for u in units:
-        f = _Files(work, u.index)
+        f = UnitFiles(work, u.index)
         kth.collect(np.load(f.idx, allow_pickle=False)["rank"][np.load(f.keep, allow_pickle=False)])
     log(f"  {n:,} documents" + (f" ({n_read - n:,} duplicates dropped)" if n_read > n else "")
         + f"; split chosen in {time.perf_counter() - t0:.1f} s")
@@ -295,10 +208,10 @@ def _write(tmp: Path, work: Path, units: list[Unit], threshold: int, tok: dict, 
            log: Log) -> tuple[dict, str]:
     dtype, writers = tok["dtype"], {s: SplitWriter(tmp / f"{s}.bin", tok["dtype"], tok["vocab_size"]) for s in SPLITS}
     docs_sha = hashlib.sha256()
-    total = sum(_Files(work, u.index).tok.stat().st_size for u in units)
-    prog, done = Progress("writing splits", total, log, settings.progress_s), 0
+    total = sum(UnitFiles(work, u.index).tok.stat().st_size for u in units)
+    prog, done = ByteProgress("writing splits", total, log, settings.progress_s), 0
     for u in units:
-        f = _Files(work, u.index)
+        f = UnitFiles(work, u.index)
         idx, keep = np.load(f.idx, allow_pickle=False), np.load(f.keep, allow_pickle=False)
         lens = np.load(f.len, allow_pickle=False).astype(np.int64) + 1
         docs_sha.update(idx["digest"][keep].tobytes())
@@ -325,7 +238,7 @@ def _bpe_sample(work: Path, units: list[Unit], params: dict, threshold: int, log
     """Training documents (never validation ones) in input order, up to bpe_sample_mb of text."""
     budget, got, sample = params["bpe_sample_mb"] * 1e6, 0, []
     for u in units:
-        f = _Files(work, u.index)
+        f = UnitFiles(work, u.index)
         idx, keep = np.load(f.idx, allow_pickle=False), np.load(f.keep, allow_pickle=False)
         train = keep & (idx["rank"] > np.uint64(threshold))
         for doc, ok in zip(read_unit(Path(params["source_dir"]), u, params["text_column"], Consumed()), train):
@@ -344,7 +257,7 @@ def _tokenizer(params: dict, tmp: Path) -> tuple[tuple, dict]:
     if kind == "hf":
         hf = load_tokenizer_file(Path(params["tokenizer_file"]), params.get("eot_token"))
         shutil.copyfile(params["tokenizer_file"], tmp / "tokenizer.json")
-        return ("hf", params["tokenizer_file"], hf.eot_id), {
+        return ("hf", params["tokenizer_file"], params.get("eot_token")), {
             "kind": "hf", "vocab_size": hf.vocab_size, "dtype": dtype_for(hf.vocab_size), "eot_id": hf.eot_id,
             "eot_token": hf.eot_token}
     return ("bpe",), {"kind": "bpe", "vocab_size": params["vocab_size"], "dtype": dtype_for(params["vocab_size"]),
@@ -357,13 +270,14 @@ def _interrupt(signum: int, frame) -> None:  # noqa: ANN001
 
 def write_source_splits(tmp: Path, out: Path, params: dict, settings: StreamSettings, cache: Path,
                         log: Log) -> StreamResult:
-    """Prepare params["source_dir"] into tmp/{train,val}.bin (harness.data writes meta.json and installs)."""
-    root = Path(params["source_dir"])
-    files, ignored = discover(root)
+    """Prepare params["source_dir"] into tmp/{train,val}.bin (corpus.prepare writes meta.json and installs)."""
+    root, stages = Path(params["source_dir"]), _Stages()
     t0 = time.perf_counter()
-    units = plan_units(root, files, max(1, int(settings.unit_mb * 1e6)), params["text_column"])
+    with stages.timed("plan"):
+        files, ignored = discover(root)
+        units = plan_units(root, files, max(1, int(settings.unit_mb * 1e6)), params["text_column"])
     total = sum(u.weight for u in units)
-    log(f"  {len(files):,} shards, {size(total)}, {len(units):,} work units (planned in {time.perf_counter() - t0:.1f} s)"
+    log(f"  {len(files):,} shards, {size(total)}, {len(units):,} work units (planned in {stages.wall['plan']:.1f} s)"
         + (f"; ignored: {', '.join(f'{n} {s}' for s, n in sorted(ignored.items()))}" if ignored else ""))
     if not units:
         raise DataError(f"{root}: its shards hold no documents; fix: check --source-dir and --text-column")
@@ -373,21 +287,9 @@ def write_source_splits(tmp: Path, out: Path, params: dict, settings: StreamSett
     if old_term is signal.SIG_DFL:  # scancel / a requeue: stop like Ctrl-C (no output, units kept)
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        tok_spec, tok = _tokenizer(params, tmp)
         t_start = time.perf_counter()
-        if tok["kind"] == "bpe":
-            _run_pass(units, False, tok_spec, tok["dtype"], params, work, settings, log)
-            n, n_dup, threshold = _select(work, units, params["dedup"], params["val_fraction"], log)
-            path = train_bpe(_bpe_sample(work, units, params, threshold, log), params["vocab_size"], cache, log)
-            shutil.copyfile(path, tmp / "tokenizer.json")
-            tok_spec = ("bpe", str(path), EOT_ID)
-            tok["vocab_size"] = HfTokenizer.from_file(path).vocab_size  # may come out below the request
-            tok["dtype"] = dtype_for(tok["vocab_size"])
-        _run_pass(units, True, tok_spec, tok["dtype"], params, work, settings, log)
-        n, n_dup, threshold = _select(work, units, params["dedup"], params["val_fraction"], log)
-        splits, docs_sha = _write(tmp, work, units, threshold, tok, settings, log)
-        if not splits["val"]["n_docs"] or not splits["train"]["n_docs"]:
-            raise DataError("a split came out empty; fix: add documents or change --val-fraction")
+        splits, tok, (n, n_dup), docs_sha = _prepare_units(tmp, work, units, params, settings, cache, log, stages)
+        tokenize_s = time.perf_counter() - t_start
     finally:
         lock.close()
         if old_term is signal.SIG_DFL:
@@ -399,6 +301,33 @@ def write_source_splits(tmp: Path, out: Path, params: dict, settings: StreamSett
             "n_duplicate_docs_dropped": n_dup, "docs_sha256": docs_sha,
             "docs_sha256_definition": "sha256 of the concatenated sha256 digests of the kept documents' UTF-8 "
                                       "text, in input order", "workers": settings.n_workers,
-            "tokenize_s": round(time.perf_counter() - t_start, 2), "licence": "as supplied by the user"}
-    log(f"  prepared {size(total)} of shards in {hms(time.perf_counter() - t0)}")
+            "tokenize_s": round(tokenize_s, 2), "stages_s": stages.record(), "licence": "as supplied by the user"}
+    log(f"  prepared {size(total)} of shards in {duration(time.perf_counter() - t0)}")
+    log(stages.line())
     return StreamResult(splits, tok, prov, work)
+
+
+def _prepare_units(tmp: Path, work: Path, units: list[Unit], params: dict, settings: StreamSettings, cache: Path,
+                   log: Log, stages: _Stages) -> tuple[dict, dict, tuple[int, int], str]:
+    """The passes over the units (a hash-only pass and BPE training first for tokenizer "bpe"), the
+    selection and the write: (splits, tokenizer info, (documents, duplicates), docs_sha256)."""
+    tok_spec, tok = _tokenizer(params, tmp)
+    if tok["kind"] == "bpe":
+        with stages.timed("hash pass"):
+            _run_pass(units, False, tok_spec, tok["dtype"], params, work, settings, log, stages)
+        with stages.timed("train BPE"):
+            _, _, threshold = _select(work, units, params["dedup"], params["val_fraction"], log)
+            path = train_bpe(_bpe_sample(work, units, params, threshold, log), params["vocab_size"], cache, log)
+        shutil.copyfile(path, tmp / "tokenizer.json")
+        tok_spec = ("bpe", str(path), EOT_ID)
+        tok["vocab_size"] = HfTokenizer.from_file(path).vocab_size  # may come out below the request
+        tok["dtype"] = dtype_for(tok["vocab_size"])
+    with stages.timed("tokenize pass"):
+        _run_pass(units, True, tok_spec, tok["dtype"], params, work, settings, log, stages)
+    with stages.timed("select"):
+        n, n_dup, threshold = _select(work, units, params["dedup"], params["val_fraction"], log)
+    with stages.timed("write"):
+        splits, docs_sha = _write(tmp, work, units, threshold, tok, settings, log)
+    if not splits["val"]["n_docs"] or not splits["train"]["n_docs"]:
+        raise DataError("a split came out empty; fix: add documents or change --val-fraction")
+    return splits, tok, (n, n_dup), docs_sha

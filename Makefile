@@ -60,7 +60,7 @@ test-slurm: install  ## Slurm tests against a running single-node cluster (make 
 test-all: test test-slow test-slurm  ## everything CI runs (needs make slurm-up)
 
 lint: install  ## ruff
-	$(BIN)/ruff check records corpus harness sweeps analysis tests bench
+	$(BIN)/ruff check attnres records corpus harness sweeps analysis tests bench
 
 bench: install  ## benchmarks: AttnRes overhead ratios, collector and analysis speed, data preparation MB/s and memory
 	$(BIN)/python bench/bench_models.py

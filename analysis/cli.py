@@ -1,4 +1,4 @@
-"""`attnres fit`, `attnres figures`, `attnres report` (registered into harness/cli.py).
+"""`attnres fit`, `attnres figures`, `attnres report` (registered into attnres/cli.py).
 
     attnres fit demo                     # results/demo/{runs,curves}.parquet -> results/demo/fits.json
     attnres fit demo --json              # ... and print every fitted parameter as JSON

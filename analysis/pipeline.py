@@ -46,7 +46,7 @@ from analysis.load import (
     observations_from_runs,
 )
 from analysis.multiplier import Interval, VariantMultipliers, bootstrap_multipliers, paper_multipliers
-from analysis.power import PowerRow, design_power, noise_from_estimate
+from analysis.power import NoiseLevel, PowerRow, design_power, noise_from_estimate
 from analysis.select import PROTOCOLS, Selection, select_runs
 from analysis.shift import ShiftError, ShiftFit, fit_shift
 from records.choices import Curvature, FitForm, choices
@@ -401,3 +401,13 @@ def analyse_results(results_dir: Path, options: AnalysisOptions = AnalysisOption
             "--checkpoints with a cosine schedule: an intermediate loss overstates what a run of that length "
             "would reach (its LR has not decayed), so the chinchilla fit is biased; use WSD or constant-LR runs"])
     return a
+
+
+def noise_from_results(results_dir, baseline: str = "baseline") -> dict[str, NoiseLevel]:
+    """Per arm, the paired-unit noise measured in results/<sweep>/ (runs.parquet); {} when the shift
+    model cannot be fitted there (too few sizes, no pairs)."""
+    results_dir = Path(results_dir)
+    a = analyse_results(results_dir, AnalysisOptions(baseline=baseline, forms=("shift",), n_boot=0))
+    if a.shift is None:
+        return {}
+    return {arm: noise_from_estimate(e, f"measured in {results_dir}") for arm, e in a.shift.arms.items()}

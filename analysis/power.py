@@ -139,20 +139,6 @@ def format_power(rows: list[PowerRow], title: str) -> list[str]:
     return out
 
 
-def noise_from_results(results_dir, baseline: str = "baseline") -> dict[str, NoiseLevel]:
-    """Per arm, the paired-unit noise measured in results/<sweep>/ (runs.parquet); {} when the shift
-    model cannot be fitted there (too few sizes, no pairs)."""
-    from pathlib import Path
-
-    from analysis.pipeline import AnalysisOptions, analyse_results
-
-    results_dir = Path(results_dir)
-    a = analyse_results(results_dir, AnalysisOptions(baseline=baseline, forms=("shift",), n_boot=0))
-    if a.shift is None:
-        return {}
-    return {arm: noise_from_estimate(e, f"measured in {results_dir}") for arm, e in a.shift.arms.items()}
-
-
 def plan_power(arms: list[str], n_cells: int, seeds: int, lost_seeds: int, ladder: str,
                measured: dict[str, NoiseLevel]) -> list[str]:
     """`attnres plan --power`: text lines for a planned design. Arms without a measured noise level

@@ -131,7 +131,8 @@ def _selection_dict(a: Analysis) -> dict[str, Any] | None:
 
 
 def to_dict(a: Analysis) -> dict[str, Any]:
-    """Every fitted parameter and derived number, JSON-ready (the content of fits.json)."""
+    """Every fitted parameter and derived number, JSON-ready (the content of fits.json). Long on
+    purpose: one literal is the whole file's layout, read top to bottom like the file itself."""
     level = a.options.ci_level
     opts = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(a.options).items()}
     fits: dict[str, Any] = {form: {v: _curve_fit_dict(f, level) for v, f in sorted(per.items())}

@@ -20,6 +20,8 @@ Sections, in this order (each records its result or its error; none stops the ot
                 peak memory (torch.cuda.max_memory_allocated) against harness/memory.py's estimate, and
                 the Block/Full over baseline ratios for training and inference (goal: Block <= 1.05x
                 train, <= 1.02x inference at d_model >= 1024)
+One file on purpose (~480 lines): it is the one prepared script a lent GPU machine runs, with no
+imports from bench/ or tests/; each section is its own function.
 --dry runs every section on CPU at tiny shapes (gloo for the collectives, torch.compile with the
 aot_eager backend) so the code paths are exercised in CI; its numbers mean nothing.
 """

@@ -2,7 +2,7 @@
 
 The writer of prepared token data; its format and reader (what training reads) are records/tokens.py.
 
-    cli.py           the `attnres data` subcommands (harness/cli.py's COMMANDS points here)
+    cli.py           the `attnres data` subcommands (attnres/cli.py's COMMANDS points here)
     prepare.py       prepare(): parameters, build into a temporary directory, verify, install
     params.py        what decides a prepared set's content, and the command that recreates it
     corpora.py       the built-in corpora: pinned sources and their extractors

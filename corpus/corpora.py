@@ -61,7 +61,7 @@ def _parallel_map(fn: Callable[[str], list[str]], items: list[str]) -> list[list
     workers = min(os.cpu_count() or 1, 8)
     if workers < 2 or sum(map(len, items)) < (8 << 20) or "fork" not in mp.get_all_start_methods():
         return [fn(x) for x in items]
-    # fork, not spawn: spawn would re-run the __main__ module (`python -m harness`, `python -m corpus`) in every worker
+    # fork, not spawn: spawn would re-run the __main__ module (`python -m attnres`, `python -m corpus`) in every worker
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
         return list(pool.map(fn, items, chunksize=4))
 

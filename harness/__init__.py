@@ -1,1 +1,2 @@
-"""Everything that runs on a compute node: configs, models and residual variants, accounting, data, training."""
+"""Everything that runs on a compute node: models and residual variants, accounting, training,
+distributed. Data preparation is corpus/; the artifacts every layer shares are records/."""

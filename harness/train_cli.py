@@ -3,7 +3,7 @@
     attnres train --run-dir runs/adhoc/my-run               # resumes if runs/adhoc/my-run/ckpt/last.pt exists
     attnres train --spec spec.json --run-dir runs/x/y       # copy a RunSpec into a new run directory
     attnres train --ladder tiny --size d3 --variant block --attnres-blocks 3 --tokens 2e6 --run-dir runs/x/y
-    torchrun --nproc-per-node 2 -m harness train --run-dir ...   # DDP (gloo on CPU, nccl on GPU)
+    torchrun --nproc-per-node 2 -m attnres train --run-dir ...   # DDP (gloo on CPU, nccl on GPU)
 
 A run directory holds one run. Asking for a different run there (--spec, or ad-hoc settings that
 differ from its spec.json) is refused with the differences listed; --force starts it over with
@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--lr", type=float, help="[3e-3]")
     g.add_argument("--schedule", choices=choices(Schedule), help="[cosine]")
     g.add_argument("--seed", type=int, help="[0]")
-    g.add_argument("--data", help="prepared data directory [harness.data.default_data_dir()]")
+    g.add_argument("--data", help="prepared data directory [records.tokens.default_data_dir()]")
     g.add_argument("--device", choices=choices(Device), help="[auto]")
     g.add_argument("--dtype", choices=choices(Dtype), help="[auto: bf16 autocast on CUDA, fp32 on CPU]")
     g.add_argument("--compile", action="store_true", default=None)

@@ -159,7 +159,7 @@ class Trainer:
         self.eval_model = torch.compile(self.model, backend=COMPILE_BACKEND) if self.tc.compile else self.model
 
     def _load_data(self, spec: RunSpec) -> None:
-        from harness.data import load_tokens
+        from records.tokens import load_tokens
 
         data_dir = spec.data.path
         self.batches = Batches(load_tokens(data_dir, "train", verify=False), spec.model.seq_len,
@@ -187,8 +187,7 @@ class Trainer:
 
     def _check_data(self, data_dir: str) -> str:
         """Size and sampled checksum of both splits, on rank 0 only; the verdict is shared."""
-        from harness.data import DataError
-        from harness.tokencheck import check_split
+        from records.tokens import DataError, check_split
 
         ok, msg = self._zero(torch.int64), ""
         if self.dist.is_main:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TypeVar
 
+from records.errors import ConfigError
+
 
 class Variant(StrEnum):
     """Residual strategies (harness/residuals.py registers one class per member; PAPER.md section 1, 3)."""
@@ -130,7 +132,5 @@ def parse(enum: type[E], value: object, field: str) -> E:
     try:
         return enum(value)
     except ValueError:
-        from records.config import ConfigError
-
         raise ConfigError(f"{field}: {value!r} is not one of {list(choices(enum))}; fix: use one of them",
                           field=field) from None

@@ -186,7 +186,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    path: str = "data/wiki-byte"  # a prepared data directory (attnres data prepare; harness.data.default_data_dir)
+    path: str = "data/wiki-byte"  # a prepared data directory (attnres data prepare; records.tokens.default_data_dir)
 
 
 TRACKERS = ("tensorboard", "wandb")

@@ -18,16 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from records.choices import parse
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field and the fix, and ``field`` holds
-    the field's name (the last part of a dotted name: "lr" for "train.lr") for callers that report
-    where it came from (a sweep file's table), so nobody has to parse the message."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+from records.errors import ConfigError
 
 
 def fail(field_name: str, problem: str, fix: str) -> None:

@@ -40,6 +40,8 @@ def _add_common(p: argparse.ArgumentParser, runs_root: bool = True) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """The sweep commands' parsers. Long on purpose: argument declarations only, one command after
+    another, so each command's --help reads in one place."""
     p = subparsers.add_parser("plan", help="every run of a sweep with params, FLOPs and device-hours; spends nothing",
                               description="List every run of SWEEP: variant, size, parameters (total and "
                               "non-embedding), tokens, FLOPs/token, compute (FLOPs, PF-days) and estimated "
@@ -202,7 +204,8 @@ def _power_lines(sweep, plan, args: argparse.Namespace) -> list[str]:
     from pathlib import Path
 
     from analysis.load import AnalysisInputError
-    from analysis.power import noise_from_results, plan_power
+    from analysis.pipeline import noise_from_results
+    from analysis.power import plan_power
     from sweeps.spec import SweepError
 
     arms = sorted({r["arm"] for r in plan.rows if r["arm"] != "baseline"})

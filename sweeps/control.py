@@ -55,7 +55,7 @@ def _signal_local(run_dir: Path) -> str | None:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return None
-    if run_dir.name not in cmd and "sweeps.launch" not in cmd and "harness" not in cmd:
+    if run_dir.name not in cmd and "sweeps.launch" not in cmd and "harness" not in cmd and "attnres" not in cmd:
         return None  # a recycled pid, or not a trainer: leave it alone
     os.kill(int(pid), signal.SIGTERM)
     return f"sent SIGTERM to pid {pid} (it checkpoints at its next step, then stops)"

@@ -11,7 +11,7 @@ Tables (sweeps/demo.toml is the commented example):
     [train]     TrainConfig settings for every run; they win over the run rules
     [axes]      setting = [values]: extra sweep axes, a cartesian product (an arm's own ``axes``
                 table adds to or replaces these for that arm: an lr grid per arm)
-    [data]      path, or corpus and tokenizer (harness.data.default_data_dir)
+    [data]      path, or corpus and tokenizer (records.tokens.default_data_dir)
     [launch]    Slurm resources; device, mfu, gpu_mem_gb for estimates (sweeps/launchspec.py)
     [tracking]  optional live tracking (harness/tracking.py); not part of run ids
 
@@ -297,10 +297,10 @@ def _parse_arm(c: Checker, name: str, body: Any) -> Arm:
 
 
 def _parse_data(c: Checker, t: dict[str, Any]) -> DataChoice:
-    """[data]: a prepared directory, by path or by corpus/tokenizer (harness.data.default_data_dir).
+    """[data]: a prepared directory, by path or by corpus/tokenizer (records.tokens.default_data_dir).
     The vocabulary size comes from its meta.json; before it is prepared, from the tokenizer (byte:
     256; bpe: vocab_size), so `plan` works without data and says what it assumed."""
-    from harness import data as hdata
+    from records import tokens as hdata
 
     c.known(t, {"path", "corpus", "tokenizer", "vocab_size"}, "[data]")
     if "path" in t and "corpus" in t:

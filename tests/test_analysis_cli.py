@@ -12,7 +12,7 @@ import pytest
 
 from analysis.pipeline import AnalysisOptions, analyse_results
 from analysis.synthetic import SyntheticSweep, synthetic_frames, write_results
-from harness.cli import build_parser, main
+from attnres.cli import build_parser, main
 
 FAST = ["--n-boot", "50", "--n-starts", "8"]
 

@@ -56,7 +56,7 @@ def test_synthetic_parquet_follows_the_documented_schema(sweep_dir):
 
 def test_regenerating_gives_identical_files(sweep_dir, capsys):
     """First through the CLI (`attnres report DIR`), then through regenerate(): same options, same bytes."""
-    from harness.cli import main
+    from attnres.cli import main
 
     assert main(["report", str(sweep_dir), "--n-boot", "50", "--n-starts", "8"]) == 0
     assert "report.md" in capsys.readouterr().out

@@ -112,7 +112,7 @@ def test_table2_shift_headline_through_the_cli(capsys):
     paper's own reading (separate fits at the largest C) is 1.273, here the secondary line."""
     import json
 
-    from harness.cli import main
+    from attnres.cli import main
 
     rc = main(["fit", "--table", str(TABLE2), "--c-col", "compute_pfdays", "--loss-col", "val_loss",
                "--arm-col", "variant", "--size-col", "size", "--n-col", "params_active", "--d-col", "tokens",

@@ -48,7 +48,7 @@ def test_noise_from_an_estimate_recovers_the_simulated_noise():
 
 
 def test_plan_power_prints_the_detectable_multiplier(capsys):
-    from harness.cli import main
+    from attnres.cli import main
 
     assert main(["plan", "demo", "--power", "--results-root", "/nonexistent-results"]) == 0
     out = capsys.readouterr().out
@@ -57,7 +57,7 @@ def test_plan_power_prints_the_detectable_multiplier(capsys):
 
 
 def test_plan_power_noise_from_a_missing_sweep_is_an_error(capsys):
-    from harness.cli import main
+    from attnres.cli import main
 
     assert main(["plan", "demo", "--power", "--noise-from", "nosuch", "--results-root", "/nonexistent"]) == 2
     err = capsys.readouterr().err

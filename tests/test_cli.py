@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli
+from attnres import cli
 from records.config import DataConfig, RunSpec, TrainConfig
 from records.progress import Progress
 from records.rundir import RunDir
@@ -31,7 +31,7 @@ def test_help_and_argument_parsing_import_no_heavy_module():
              ["figures", "--help"], ["report", "--help"], ["nosuch"]]
     code = f"""
 import contextlib, io, json, sys
-from harness.cli import main
+from attnres.cli import main
 out = []
 for argv in {argvs!r}:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

@@ -1,124 +1,39 @@
-"""The collector (sweeps/collect.py) on real run directories written through records.rundir.RunDir."""
+"""The collector (sweeps/collect/) on real run directories written through records.rundir.RunDir:
+schemas, values, problems flagged, resumed and crashed attempts."""
 
 from __future__ import annotations
 
-import argparse
-import fcntl
 import json
 import math
-import multiprocessing as mp
 import os
 import re
 import stat
-import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import fields
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from collect_runs import (
+    ENV,
+    SWEEP,
+    TOKENS_PER_STEP,
+    by_id,
+    files,
+    make_run,
+    metric_row,
+    new_layout,
+    read,
+    write_rows,
+)
 
-import sweeps.collect as collect_mod
 from records import tables
-from records.config import ModelConfig, TrainConfig
-from records.rundir import METRIC_FIELDS, Derived, RunDir
-from sweeps.cli import register_collect
+from records.rundir import RunDir
 from sweeps.collect import CURVES_SCHEMA, collect
-
-SWEEP = "demo"
-STEPS_PER_EVAL = 10
-TOKENS_PER_STEP = 8 * 128  # batch_size x seq_len below
-
-
-def spec_dict(run_id: str, variant: str = "baseline", n_blocks: int = 2, n_evals: int = 4, seed: int = 0,
-              axes: dict | None = None, attnres_blocks: int | None = None, layers_per_block: int | None = None,
-              arm: str = "") -> dict:
-    """A spec.json as training of earlier versions wrote it: RunSpec.to_dict() (every config field) plus
-    "derived" (training now writes the derived values to derived.json: ``new_layout``)."""
-    model = {f.name: f.default for f in fields(ModelConfig)}
-    model.update(variant=variant, n_blocks=n_blocks, attnres_blocks=attnres_blocks, layers_per_block=layers_per_block)
-    steps = n_evals * STEPS_PER_EVAL
-    train = {f.name: f.default for f in fields(TrainConfig)}
-    train.update(tokens=steps * TOKENS_PER_STEP, batch_size=8, seed=seed, save_at_tokens=[])
-    v, d, f = model["vocab_size"], model["d_model"], model["d_ff"]
-    params = {"embedding": v * d, "lm_head": v * d, "attention": n_blocks * 4 * d * d, "mlp": n_blocks * 3 * d * f,
-              "norms": (2 * n_blocks + 1) * d, "attnres": 0 if variant == "baseline" else (2 * n_blocks + 1) * 2 * d}
-    params["total"] = sum(params.values())
-    params["non_embedding"] = params["total"] - params["embedding"]
-    forward = 2.0 * (params["total"] - params["embedding"]) + 4.0 * 2 * n_blocks * model["seq_len"] * d
-    return {"run_id": run_id, "sweep": SWEEP, "size": f"d{n_blocks}", "ladder": "demo", "axes": axes or {}, "arm": arm,
-            "model": model, "train": train, "data": {"path": "data/default-byte"},
-            "derived": {"params": params, "flops_per_token": {"forward": forward, "train": 3 * forward},
-                        "tokens_per_step": TOKENS_PER_STEP, "steps": steps}}
-
-
-def metric_row(spec: dict, kind: str, step: int, attempt: int = 0) -> dict:
-    """One metrics.jsonl row (records.rundir.METRIC_FIELDS); ``attempt`` shifts the losses so the test
-    can tell which attempt a kept row came from."""
-    tokens = step * TOKENS_PER_STEP
-    loss = 5.0 * (step + 1) ** -0.2 + 0.01 * spec["train"]["seed"] + 0.001 * attempt
-    row = {"kind": kind, "step": step, "tokens": tokens,
-           "flops": spec["derived"]["flops_per_token"]["train"] * tokens, "train_loss": loss, "val_loss": None,
-           "lr": 1e-3, "grad_norm": 0.5, "tokens_per_s": 1000.0, "elapsed_s": step * 0.1, "mfu": None,
-           "layer_rms": None, "depth_alpha": None}
-    if kind == "eval":
-        row["val_loss"] = loss + 0.05
-        if spec["model"]["variant"] != "baseline":
-            n = 2 * spec["model"]["n_blocks"]  # sublayers; depth_alpha row l has the weights of l+1 sources
-            row["layer_rms"] = [1.0 + 0.1 * i for i in range(n)]
-            row["depth_alpha"] = [[1.0 / (l + 1)] * (l + 1) for l in range(n + 1)]
-    assert set(row) == set(METRIC_FIELDS)  # the tests follow the format training writes
-    return row
-
-
-def write_rows(rd: RunDir, spec: dict, first: int, last: int, attempt: int = 0) -> None:
-    """Training from step ``first`` (exclusive) to ``last``: a train row every 5 steps, an eval every 10."""
-    for step in range(first + 5 - first % 5, last + 1, 5):
-        rd.append_metrics(metric_row(spec, "train", step, attempt))
-        if step % STEPS_PER_EVAL == 0:
-            rd.append_metrics(metric_row(spec, "eval", step, attempt))
-
-
-ENV = {"versions": {"python": "3.11.9", "torch": "2.13.0", "numpy": "2.4.6", "attnres": "0.1.0"},
-       "git_commit": "4fa132f", "hostname": "node01", "device": "cpu", "world_size": 1, "started_at": 1.7e9}
-
-
-def make_run(root: Path, run_id: str, state: str = "done", n_evals: int = 4, evals_done: int | None = None,
-             **spec_kw) -> RunDir:
-    rd = RunDir(root / SWEEP / run_id)
-    spec = spec_dict(run_id, n_evals=n_evals, **spec_kw)
-    rd.write_spec(spec)
-    rd.write_env(ENV)
-    done = n_evals if evals_done is None else evals_done
-    write_rows(rd, spec, 0, done * STEPS_PER_EVAL)
-    rd.set_status(state, step=done * STEPS_PER_EVAL, tokens=done * STEPS_PER_EVAL * TOKENS_PER_STEP, attempts=1)
-    return rd
-
-
-def new_layout(rd: RunDir) -> None:
-    """The run directory as training writes it now: spec.json as launch wrote it, derived.json beside it."""
-    spec = rd.read_spec()
-    rd.write_derived(Derived(**spec.pop("derived")))
-    rd.write_spec(spec)
-
-
-def read(path: Path) -> list[dict]:
-    return pq.read_table(path).to_pylist()
-
-
-def by_id(rows: list[dict]) -> dict[str, dict]:
-    return {r["run_id"]: r for r in rows}
-
-
-def files(results: Path) -> dict[str, bytes]:
-    return {name: (results / SWEEP / name).read_bytes() for name in ("runs.parquet", "curves.parquet")}
 
 
 @pytest.fixture
 def roots(tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "runs", tmp_path / "results"
-
 
 # --------------------------------------------------------------------------- schema and values
 
@@ -442,120 +357,3 @@ def test_planned_runs_without_a_directory_appear_as_pending(roots):
     assert rows["stray"]["problems"] == "not one of the sweep's planned runs"
     assert [p[0] for p in s.problems] == ["junk", "stray"] and "junk" not in rows
     assert "never" in s.format() and "junk" in s.format()
-
-
-def test_progress_while_reading_runs(roots, capsys):
-    """collect reports each run read (the long stage) to its progress callback; the CLI turns that
-    into 'reading runs i/n (..%), rate, ETA' lines on stderr."""
-    runs, results = roots
-    for name in ("a", "b", "c"):
-        make_run(runs, name)
-    calls = []
-    collect(SWEEP, runs, results, progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(1, 3), (2, 3), (3, 3)]
-    make_run(runs, "d")
-    assert collect_mod.main([SWEEP, "--runs-root", str(runs), "--results-root", str(tmp := results.parent / "r2"),
-                             "--progress-every", "0"]) == 0
-    err = capsys.readouterr().err
-    assert "collect demo: reading runs 1/4 (25%)" in err and "ETA" in err and "reading runs 4/4 (100%)" in err, err
-    assert (tmp / SWEEP / "runs.parquet").exists()
-
-
-def test_missing_runs_root_is_refused(roots, capsys):
-    """A mistyped --runs-root is an error, not a table of pending runs (it was, before)."""
-    runs, results = roots
-    with pytest.raises(FileNotFoundError, match="runs root does not exist"):
-        collect(SWEEP, runs, results, expected_run_ids=["x", "y"])
-    assert not (results / SWEEP).exists()
-    assert collect_mod.main(["demo", "--runs-root", "/nonexistent", "--results-root", str(results)]) == 2
-    assert "/nonexistent: the runs root does not exist" in capsys.readouterr().err
-    assert not (results / "demo").exists()
-
-
-def test_missing_sweep_directory(roots):
-    runs, results = roots
-    runs.mkdir()
-    with pytest.raises(FileNotFoundError, match="no run directories"):
-        collect(SWEEP, runs, results)
-    assert not (results / SWEEP).exists()
-    s = collect(SWEEP, runs, results, expected_run_ids=["x", "y"])
-    assert s.counts == {"pending": 2} and s.n_curve_rows == 0
-    assert [r["status"] for r in read(results / SWEEP / "runs.parquet")] == ["pending", "pending"]
-
-
-# --------------------------------------------------------------------------- concurrency and atomicity
-
-
-def test_two_collectors_at_once_both_finish_with_identical_valid_files(roots, tmp_path):
-    runs, results = roots
-    for i in range(16):
-        make_run(runs, f"r{i:02d}", variant=("baseline", "full")[i % 2], seed=i % 3)
-    (runs / SWEEP / "r03" / "metrics.jsonl").open("a").write('{"kind":"ev')  # one problem
-    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:  # spawn: pyarrow has threads
-        summaries = list(pool.map(collect, [SWEEP] * 2, [runs] * 2, [results] * 2))
-    assert sorted(s.n_reread for s in summaries) == [0, 16]  # the lock made them take turns
-    assert [len(s.problems) for s in summaries] == [1, 1]
-    collect(SWEEP, runs, tmp_path / "serial")  # in this process, one run after another
-    assert files(results) == files(tmp_path / "serial")
-    assert len(read(results / SWEEP / "curves.parquet")) == 64
-
-
-def test_a_collector_waits_for_the_lock_then_reads_in_worker_processes(roots, tmp_path):
-    runs, results = roots
-    for i in range(4):
-        make_run(runs, f"r{i}", variant=("baseline", "block")[i % 2], attnres_blocks=(None, 2)[i % 2])
-    (runs / SWEEP / "r1" / "metrics.jsonl").open("a").write('{"kind":"ev')
-    (results / SWEEP).mkdir(parents=True)
-    with open(results / SWEEP / ".collect.lock", "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        proc = mp.get_context("spawn").Process(target=collect, args=(SWEEP, runs, results), kwargs={"workers": 2})
-        proc.start()
-        time.sleep(1.0)
-        assert proc.is_alive() and not (results / SWEEP / "runs.parquet").exists()
-    proc.join(60)
-    assert proc.exitcode == 0
-    collect(SWEEP, runs, tmp_path / "serial", workers=1)
-    assert files(results) == files(tmp_path / "serial")
-
-
-def test_a_failed_write_leaves_the_previous_files_and_no_temporary_file(roots, monkeypatch):
-    runs, results = roots
-    rd = make_run(runs, "a", state="running", n_evals=4, evals_done=2)
-    collect(SWEEP, runs, results)
-    before = files(results)
-    write_rows(rd, rd.read_spec(), 20, 30)
-
-    def crash(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(collect_mod.os, "replace", crash)
-    with pytest.raises(OSError, match="disk full"):
-        collect(SWEEP, runs, results)
-    monkeypatch.undo()
-    assert files(results) == before and not list((results / SWEEP).glob("*.tmp"))
-    (results / SWEEP / ".runs.parquet.killed.tmp").write_bytes(b"half")  # a collector killed mid-write
-    assert collect(SWEEP, runs, results).n_curve_rows == 3
-    assert not list((results / SWEEP).glob(".*.tmp"))
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def test_cli_prints_the_summary_and_strict_fails_on_problems(roots, capsys):
-    runs, results = roots
-    make_run(runs, "a")
-    parser = argparse.ArgumentParser()
-    register_collect(parser.add_subparsers())
-    args = parser.parse_args(["collect", "sweeps/demo.toml", "--runs-root", str(runs), "--results-root", str(results)])
-    assert args.func(args) == 0
-    out = capsys.readouterr().out
-    # never-launched runs of the sweep file are listed as pending, the stray run is flagged
-    from sweeps.spec import expand, load_sweep
-
-    n = len(expand(load_sweep("sweeps/demo.toml")))
-    assert f"collect demo: {n + 1} runs (done 1, pending {n})" in out and "a: not one of the sweep's planned runs" in out
-    make_run(runs, "b", n_evals=4, evals_done=3)
-    args = parser.parse_args(["collect", SWEEP, "--strict", "--runs-root", str(runs), "--results-root", str(results)])
-    assert args.func(args) == 1
-    assert "b: status is done but the last evaluation is at step 30 of 40" in capsys.readouterr().out
-    assert collect_mod.main(["nosuch", "--runs-root", str(runs)]) == 2

@@ -124,7 +124,7 @@ def test_ddp_evaluation_with_fewer_batches_than_ranks(tmp_path, corpus):
     run = make_run(tmp_path, "uneven", corpus, variant="baseline", tokens=8 * 32 * 4, eval_every_tokens=8 * 32 * 2,
                    eval_tokens=8 * 32)
     port = str(_free_port())
-    procs = [subprocess.Popen([sys.executable, "-m", "harness", "train", "--run-dir", str(run.path)],
+    procs = [subprocess.Popen([sys.executable, "-m", "attnres", "train", "--run-dir", str(run.path)],
                               env=child_env(RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1",
                                             MASTER_PORT=port), stdout=subprocess.DEVNULL)
              for r in range(2)]

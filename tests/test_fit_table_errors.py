@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from harness.cli import main
+from attnres.cli import main
 
 
 def table(tmp_path, rows: list[tuple], header: str = "variant,C,N,D,loss,seed", name: str = "t.csv"):

@@ -301,5 +301,5 @@ def test_flop_formula_scales_with_context():
 
 
 def test_cli_help():
-    out = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "attnres", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "attnres" in out.stdout

@@ -49,7 +49,7 @@ def test_relaunch_skips_a_run_whose_worker_still_starts(tmp_path, corpus):
     sweep_file = write_sweep(tmp_path, micro_toml(corpus))
     sweep = load_sweep(sweep_file)
     runs_root = tmp_path / "runs"
-    first = subprocess.Popen([sys.executable, "-m", "harness", "launch", str(sweep_file), "--runs-root", str(runs_root),
+    first = subprocess.Popen([sys.executable, "-m", "attnres", "launch", str(sweep_file), "--runs-root", str(runs_root),
                               "--executor", "local", "--workers", "1"], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 120

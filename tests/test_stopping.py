@@ -38,7 +38,7 @@ def test_sigterm_saves_a_checkpoint_and_stops_promptly(tmp_path, corpus):
     ref = make_run(tmp_path, "ref", corpus, **LONG)
     assert train_run(ref.path) == "done"
     run = make_run(tmp_path, "term", corpus, **LONG)
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "train", "--run-dir", str(run.path)], env=child_env(),
+    proc = subprocess.Popen([sys.executable, "-m", "attnres", "train", "--run-dir", str(run.path)], env=child_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _wait_for_step(run, 30, proc)
     seen = _max_step(run)

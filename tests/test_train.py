@@ -61,7 +61,7 @@ def test_resume_bit_exact(tmp_path, corpus, record_property):
     assert train_run(ref.path) == "done"
     killed = make_run(tmp_path, "killed", corpus)
     kill_at, replay = kill_step(record_property)
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "train", "--run-dir", str(killed.path)],
+    proc = subprocess.Popen([sys.executable, "-m", "attnres", "train", "--run-dir", str(killed.path)],
                             env=child_env(), stdout=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -143,7 +143,7 @@ def test_ddp_matches_single(tmp_path, corpus):
     assert train_run(single.path) == "done"
     ddp = make_run(tmp_path, "ddp", corpus, tokens=8 * 32 * 20, eval_every_tokens=8 * 32 * 5)
     port = str(_free_port())
-    procs = [subprocess.Popen([sys.executable, "-m", "harness", "train", "--run-dir", str(ddp.path)],
+    procs = [subprocess.Popen([sys.executable, "-m", "attnres", "train", "--run-dir", str(ddp.path)],
                               env=child_env(RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r),
                                             MASTER_ADDR="127.0.0.1", MASTER_PORT=port),
                               stdout=subprocess.DEVNULL)

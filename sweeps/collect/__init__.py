@@ -243,14 +243,4 @@ def _write(results_dir: Path, rows: list[dict[str, Any]], fresh: dict[str, pa.Ta
     return n_curve_rows, runs.num_rows, written
 
 
-# ----------------------------------------------------------------------------- CLI
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sweeps.collect SWEEP [options]``, the same as ``attnres collect`` (sweeps.cli)."""
-    from sweeps.cli import collect_main
-
-    return collect_main(argv)
-
-
-__all__ = ["CURVES_SCHEMA", "CollectSummary", "collect", "main"]
+__all__ = ["CURVES_SCHEMA", "CollectSummary", "collect"]

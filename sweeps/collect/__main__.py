@@ -2,6 +2,6 @@
 
 import sys
 
-from sweeps.collect import main
+from sweeps.cli import collect_main
 
-sys.exit(main())
+sys.exit(collect_main())

@@ -1,4 +1,4 @@
-"""The `attnres` command line (also `python -m harness`).
+"""The `attnres` command line (also `python -m attnres`).
 
 Each package registers its own subcommands:
     corpus    data prepare, data info

@@ -39,9 +39,10 @@ GPUS: tuple[DeviceKind, ...] = (
     DeviceKind("MI300X", ("MI300X",), 1307e12, 192, "AMD Instinct MI300X datasheet"),
     DeviceKind("MI250X", ("MI250X",), 383e12, 128, "AMD Instinct MI250X datasheet"),
 )
-# measured: 7.0 GFLOP/s of model FLOPs per one-thread training process over the committed demo run
-# (results/demo, 12 runs, 2-core VM); small models run further below a core's peak than large ones
-CPU_CORE = DeviceKind("cpu-core", (), 7.0e9, 0, "measured: one 1-thread process over the demo sweep")
+# measured: 17.9 GFLOP/s of model FLOPs per one-thread training process over the committed demo run
+# (results/demo: 30 runs, 1.15e13 FLOPs in 643 s of training, 2 workers on a 2-core VM; per size and
+# arm 13.6-22.8 GFLOP/s, the small models furthest below a core's peak)
+CPU_CORE = DeviceKind("cpu-core", (), 17.9e9, 0, "measured: one 1-thread process over the demo sweep")
 DEFAULT_MFU = 0.40  # assumed for GPU estimates until a run of yours measures it (metrics rows carry mfu)
 DEFAULT_GPU = "H100"  # what plan assumes for a sweep with gpus_per_node > 0 and no [launch].device
 

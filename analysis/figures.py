@@ -174,6 +174,7 @@ def loss_vs_compute(a: Analysis) -> Figure | None:
             else:
                 ax.plot([], [], MARKERS.get(v, "D"), color=col, label=f"{label(v)} (not fitted)")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # under a decade of C, minor labels collide
         ax.set_yscale("log")
         _plain_log_axis(ax, "y")
         ax.set_xlabel(f"training compute C ({_unit(a)})")
@@ -216,6 +217,7 @@ def multiplier_vs_compute(a: Analysis) -> Figure | None:
                 c = vm.curve
                 ax.plot(c.compute, c.estimate, color=col, lw=1.0, ls="--", label=f"{label(v)}: separate {sep_form} fits m(C)")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlim(*span)
         ax.set_xlabel(f"training compute C ({_unit(a)})")
         ax.set_ylabel(f"compute multiplier over {label(a.options.baseline)} (×)")

@@ -4,13 +4,21 @@
     table = coverage_table([design], multipliers=(1.0, 1.25), n_trials=400)
 
 Noise model (NoiseModel; defaults measured on the tiny CPU ladder, 20 tokens/param, README "Noise"):
-    log L[arm, size, seed] = g(log C[arm, size] + log m_arm) + z_size + eta[size, seed] + eps[arm, size, seed]
+    log L[arm, size, seed] = g(log C[arm, size] + log m_arm + a_size) + z_size + eta[size, seed] + eps[arm, size, seed]
   g        a curved baseline: the quadratic in log C fitted to the committed single-seed demo's
            baseline (its local exponent steepens from 0.07 to 0.12 over d2-d5), extended to more sizes
   z_size   the size's own deviation from the smooth curve, shared by every run at that size
   eta      seed noise shared by the arms of one (size, seed): same initial weights, same batches
   eps      each run's own noise (chaotic AttnRes training; independent across arms)
   C[arm]   the arm's compute at the baseline's token budget, including its FLOP overhead per token
+  a_size   the arm's own deviation of log m at that size (a multiplier that varies with size; 0 for the
+           baseline): drawn once per size per sweep, independent of the baseline's noise (arm_size)
+
+With arm_size > 0 there are two truths (equal when arm_size = 0): coverage(estimand="sizes", the
+default) asks about the mean over the design's sizes of the per-size log m, log m_arm + mean(a_size),
+the average multiplier over the sizes swept; estimand="population" asks about log m_arm, the mean of
+the distribution the sizes' multipliers come from, which an interval must cover to be carried to
+sizes not swept (what analysis.shift's sizes-as-replicates interval is for).
 
 A trial draws one sweep and asks each interval method whether its interval covers the truth. The
 oracle knows g: it converts each unit's gap with the true curve and takes a t interval over units;
@@ -42,6 +50,12 @@ class NoiseModel:
     size: float = 0.004  # shared by every run of a size
     shared: float = 0.008  # shared by the arms of one (size, seed)
     per_run: float = 0.007  # each run's own: the paired gap's sd is per_run * sqrt(2) ~ 0.022 nats
+    arm_size: float = 0.0  # sd of the arm's own per-size deviation of log m (log compute, not log L)
+
+
+# per-run noise giving the demo's paired sd: the within-size sd of d[u] is ~0.083 in log m over 3 sizes
+# (0.11 with the default 0.007), results/demo-full measured 0.085 (analysis.power.DEFAULT_NOISE["tiny"])
+DEMO_PAIRED_NOISE = NoiseModel(per_run=0.0052)
 
 
 @dataclass(frozen=True)
@@ -73,16 +87,28 @@ class Design:
         return x
 
 
-def simulate(design: Design, multiplier: float, rng: np.random.Generator) -> Observations:
-    """One sweep: a baseline and an arm "arm" with the given true multiplier, every (size, seed)."""
+def arm_offsets(design: Design, rng: np.random.Generator) -> np.ndarray:
+    """a_size: the arm's per-size deviations of log m; zeros, drawing nothing, when arm_size = 0 (so the
+    random stream, and every result without them, is unchanged)."""
+    if design.noise.arm_size == 0:
+        return np.zeros(design.sizes)
+    return rng.normal(0.0, design.noise.arm_size, design.sizes)
+
+
+def simulate(design: Design, multiplier: float, rng: np.random.Generator,
+             offsets: np.ndarray | None = None) -> Observations:
+    """One sweep: a baseline and an arm "arm" with the given true multiplier, every (size, seed); the
+    arm's log m at size i is log(multiplier) + offsets[i] (drawn by arm_offsets when not given)."""
     nz = design.noise
     S, K = design.sizes, design.seeds
+    offsets = arm_offsets(design, rng) if offsets is None else np.asarray(offsets, dtype=float)
     x_base = design.log_c_smallest + design.log_step * np.arange(S)
     z = rng.normal(0.0, nz.size, S)[:, None]
     eta = rng.normal(0.0, nz.shared, (S, K))
     rows = []
-    for arm, m, x in (("baseline", 1.0, x_base), ("arm", multiplier, x_base + np.log(design.overhead))):
-        y = design.g(x + np.log(m))[:, None] + z + eta + rng.normal(0.0, nz.per_run, (S, K))
+    for arm, log_m, x in (("baseline", np.zeros(S), x_base),
+                          ("arm", np.log(multiplier) + offsets, x_base + np.log(design.overhead))):
+        y = design.g(x + log_m)[:, None] + z + eta + rng.normal(0.0, nz.per_run, (S, K))
         for i in range(S):
             for k in range(K):
                 rows.append((arm, f"s{i}", f"{arm}-s{i}-{k}", k, float(np.exp(x[i])), float(np.exp(y[i, k]))))
@@ -139,15 +165,21 @@ def _interval(obs: Observations, method: str, level: float) -> tuple[float, floa
 
 
 def coverage(design: Design, multiplier: float, n_trials: int, level: float = 0.9, seed: int = 0,
-             method: str = "shift", width_scale: float = 1.0) -> CoverageRow:
+             method: str = "shift", width_scale: float = 1.0, estimand: str = "sizes") -> CoverageRow:
     """Coverage and width of one interval method over ``n_trials`` simulated sweeps of ``design``.
-    ``width_scale`` rescales every interval about its estimate (to show a check can fail)."""
+    ``width_scale`` rescales every interval about its estimate (to show a check can fail).
+    ``estimand``: "sizes" (the truth is the mean of the per-size log m over the design's sizes, module
+    docstring) or "population" (log(multiplier), the mean over all sizes the per-size deviations are
+    drawn from); the two are equal when noise.arm_size = 0."""
+    if estimand not in ("sizes", "population"):
+        raise ValueError(f"estimand {estimand!r}: use 'sizes' or 'population'")
     rng = np.random.default_rng([seed, design.sizes, design.seeds, int(round(multiplier * 1000))])
-    truth = float(np.log(multiplier))
     hit = ohit = failed = 0
     half, ohalf, err = [], [], []
     for _ in range(n_trials):
-        obs = simulate(design, multiplier, rng)
+        offsets = arm_offsets(design, rng)
+        truth = float(np.log(multiplier) + (offsets.mean() if estimand == "sizes" else 0.0))
+        obs = simulate(design, multiplier, rng, offsets)
         est, lo, hi = oracle_interval(obs, design, level)
         ohit += lo <= truth <= hi
         ohalf.append((hi - lo) / 2)

@@ -8,8 +8,11 @@ sweeps with a known truth (analysis/simulate.py: a curved baseline, noise shared
 Rows: the three standard designs (4 sizes x 1 seed, 4 x 5, 6 x 2) at m = 1.0 and 1.25 for the
 headline (shift) and for the paper's convention (separate fits at the largest compute), then
 robustness rows for the headline: a straight baseline, larger size-to-size deviations, and
-paper-scale noise (Table 2's curve, ~10x less noise). Goal: coverage 0.85-0.95 and, for 4 x 5, a
-median half-width within 1.5x of an oracle that knows the baseline curve.
+paper-scale noise (Table 2's curve, ~10x less noise), and a multiplier that varies by size (sd 0.10
+in log m, the demo's spread, with its paired noise) scored against the all-sizes multiplier: a
+known limitation, printed and not part of the goal (the F-test rarely fires with 3-4 sizes; the report
+then shows the per-size values and the drift test). Goal: coverage 0.85-0.95 and, for 4 x 5, a median
+half-width within 1.5x of an oracle that knows the baseline curve.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import dataclasses
 import sys
 import time
 
-from analysis.simulate import STANDARD_DESIGNS, Design, NoiseModel, coverage
+from analysis.simulate import DEMO_PAIRED_NOISE, STANDARD_DESIGNS, Design, NoiseModel, coverage
 
 # Table 2 of the paper: its baseline fit (log L = 0.6023 - 0.05664 log C, C in PF-days, 5 sizes about 1.5x apart
 # in compute) with ~10x less noise than the tiny ladder (the paired per-size gaps scatter by ~0.002 nats)
@@ -33,6 +36,10 @@ ROBUSTNESS = [
     ("6 x 2, Full-like overhead 1.03", dataclasses.replace(STANDARD_DESIGNS[2], overhead=1.03)),
     ("paper-like (Table 2 shape, 5 x 1)", PAPER_LIKE),
 ]
+
+# per-size multipliers scattered by 0.10 in log m; truth = the all-sizes multiplier (estimand "population")
+SIZE_VARYING = [Design(sizes=s, seeds=k, noise=dataclasses.replace(DEMO_PAIRED_NOISE, arm_size=0.10))
+                for s, k in ((3, 3), (3, 5), (4, 5))]
 
 
 def _row(name: str, r) -> str:
@@ -62,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         for m in (1.0, 1.25):
             print(_row(f"{name} ({d.label})" if "x" not in name else name, coverage(d, m, args.trials, 0.9, args.seed)),
                   flush=True)
+    for d in SIZE_VARYING:
+        for m in (1.0, 1.25):
+            r = coverage(d, m, args.trials, 0.9, args.seed, estimand="population")
+            print(_row(f"{d.label}, per-size log m sd 0.10, all-sizes truth", r), flush=True)
     print(f"{time.perf_counter() - t0:.0f} s; standard designs (shift) "
           + ("meet" if ok else "MISS") + " the goal: coverage 0.85-0.95, 4 x 5 half-width <= 1.5x the oracle's")
     return 0 if ok else 1

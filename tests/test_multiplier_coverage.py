@@ -46,3 +46,19 @@ def test_the_check_can_fail(scale: float):
     row = coverage(Design(sizes=4, seeds=5), 1.25, N_TRIALS, level=0.9, seed=1, width_scale=scale)
     print(f"\nintervals x{scale}: coverage {row.coverage:.3f}, half-width {row.width_ratio:.2f}x the oracle's")
     assert _check(row)
+
+
+def test_a_size_varying_multiplier_is_covered_as_the_swept_sizes_average():
+    """A multiplier that varies by size (sd 0.10 in log m, like the demo's per-size 1.15, 0.97, 0.90),
+    3 sizes x 5 seeds, the demo's paired noise: the headline must still cover the mean of the per-size
+    log m over the sizes swept (measured 0.95-0.97). Against the all-sizes multiplier it covers only
+    0.74-0.84 (analysis/shift.py HETEROGENEITY_P; bench/bench_coverage.py prints it): a known limit,
+    why the report gives per-size values and the drift test whenever sizes disagree."""
+    import dataclasses
+
+    from analysis.simulate import DEMO_PAIRED_NOISE
+
+    noise = dataclasses.replace(DEMO_PAIRED_NOISE, arm_size=0.10)
+    row = coverage(Design(sizes=3, seeds=5, noise=noise), 1.0, N_TRIALS, level=0.9, seed=1, estimand="sizes")
+    print(f"\n{row.design}, per-size sd 0.10: coverage of the swept-sizes mean {row.coverage:.3f}")
+    assert row.coverage >= COVERAGE_BOUNDS[0] and not row.failed, row

@@ -2,7 +2,8 @@
 one writer and its readers.
 
     config    ModelConfig, TrainConfig, DataConfig, TrackingConfig, RunSpec (spec.json)
-    settings  one setting's type, range and choices (ConfigError, check_setting): configs and sweeps
+    errors    ConfigError (a setting is invalid; carries the field)
+    settings  one setting's type, range and choices (check_setting): configs and sweeps
     choices   the closed sets of names (variants, schedules, run states, fit forms, ...) as string enums
     steps     token counts as whole optimizer steps (budget, warmup, decay): the one rounding rule
     rundir    the run directory: spec.json, derived.json (Derived), status.json, metrics.jsonl rows,
@@ -12,6 +13,7 @@ one writer and its readers.
               against them)
     units     the compute unit (PF-day)
     paths     where runs/, results/ and data/ live
+    tokens    prepared token data, the reader's side: format, checks, load_tokens (corpus/ writes it)
     progress  progress lines with rate and ETA
 
 Nothing here imports torch, pandas or scipy, so the CLI, the planner and the collector can read a

@@ -41,7 +41,7 @@ __all__ = ["FORMAT", "SPLITS", "DataError", "DEFAULT_CORPUS", "FALLBACK_CORPUS",
 
 FORMAT = "attnres-tokens/1"  # meta.json "format"; readers refuse other values
 SPLITS = ("train", "val")
-# the built-in corpora (corpus/corpora.py defines them; tests/test_data.py checks the names agree):
+# the built-in corpora (corpus/corpora.py defines them; tests/test_corpora.py checks the names agree):
 # their names are what default directories are called, which the errors' fix commands need
 DEFAULT_CORPUS = "wiki"
 FALLBACK_CORPUS = "debian"  # needs apt (Debian 12)

@@ -57,6 +57,12 @@ def test_relaunch_skips_a_run_whose_worker_still_starts(tmp_path, corpus):
         assert time.time() < deadline and first.poll() is None, "the launcher started no worker"
         time.sleep(0.002)
     worker = kids[0]
+    # stop it only once it has exec'd the worker: between fork and exec the child is still a copy of
+    # the launcher holding every one of its fds, the launcher's own lock included (close-on-exec acts
+    # at exec), and a stopped copy would keep that lock, making the dead launcher look alive
+    while b"sweeps.launch" not in Path(f"/proc/{worker}/cmdline").read_bytes():
+        assert time.time() < deadline, "the worker never exec'd"
+        time.sleep(0.001)
     os.kill(worker, signal.SIGSTOP)
     first.kill()
     first.wait()
@@ -86,7 +92,7 @@ def test_relaunch_skips_a_run_whose_worker_still_starts(tmp_path, corpus):
     assert not is_locked(runs_root / "micro" / other)
     decisions = {d.run.run_id: d for d in result["r"].decisions}
     assert decisions[orphan_run].action == "skip" and "locked by pid" in decisions[orphan_run].reason
-    assert decisions[other].action == "submit"
+    assert decisions[other].action == "submit", {k: (d.action, d.reason) for k, d in decisions.items()}
     assert result["r"].final_states == {other: "done"}
     deadline = time.time() + 120
     while RunDir(runs_root / "micro" / orphan_run).state != "done":  # the orphan finishes on its own

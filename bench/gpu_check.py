@@ -20,8 +20,7 @@ Sections, in this order (each records its result or its error; none stops the ot
                 peak memory (torch.cuda.max_memory_allocated) against harness/memory.py's estimate, and
                 the Block/Full over baseline ratios for training and inference (goal: Block <= 1.05x
                 train, <= 1.02x inference at d_model >= 1024)
-One file on purpose (~480 lines): it is the one prepared script a lent GPU machine runs, with no
-imports from bench/ or tests/; each section is its own function.
+The multi-device sections' rank processes are bench/gpu_workers.py.
 --dry runs every section on CPU at tiny shapes (gloo for the collectives, torch.compile with the
 aot_eager backend) so the code paths are exercised in CI; its numbers mean nothing.
 """
@@ -36,7 +35,6 @@ import math
 import os
 import platform
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,6 +57,9 @@ from harness.memory import memory_estimate  # noqa: E402
 from records.config import DataConfig, ModelConfig, RunSpec, TrainConfig  # noqa: E402
 from records.rundir import RunDir  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/gpu_workers.py, also when imported
+from gpu_workers import spawn  # noqa: E402
+
 GOALS = {"block_train": 1.05, "block_infer": 1.02}
 
 
@@ -69,14 +70,6 @@ class Budget:
     @property
     def left(self) -> float:
         return self.seconds - (time.time() - self.t0)
-
-
-def _free_port() -> int:
-    import socket as s
-
-    with s.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _sync(device: torch.device) -> None:
@@ -209,64 +202,9 @@ def check_trainer(work: Path, data: Path, cfg: ModelConfig, dry: bool) -> dict[s
             "host_reads_in_3_steps": reads.count, "host_reads_where": reads.where[:5], "ok": ok}
 
 
-WORKER = r"""
-import json, os, sys, time
-import torch, torch.distributed as dist
-sys.path.insert(0, sys.argv[3])
-from harness.distributed import setup, shutdown
-role, out = sys.argv[1], sys.argv[2]
-if role == "allreduce":
-    device, info = setup(os.environ.get("GPU_CHECK_DEVICE", "auto"))
-    n = int(os.environ["GPU_CHECK_ELEMS"])
-    x = torch.full((n,), float(info.rank + 1), device=device)
-    dist.all_reduce(x); torch.cuda.synchronize() if device.type == "cuda" else None
-    want = info.world_size * (info.world_size + 1) / 2
-    ok = bool((x == want).all().item())
-    t0 = time.time(); reps = 5
-    for _ in range(reps):
-        dist.all_reduce(x)
-    torch.cuda.synchronize() if device.type == "cuda" else None
-    dt = (time.time() - t0) / reps
-    busbw = 2 * (info.world_size - 1) / info.world_size * x.numel() * x.element_size() / dt / 1e9
-    res = {"rank": info.rank, "device": str(device), "ok": ok, "seconds": dt, "busbw_gb_s": busbw}
-    shutdown(info)
-else:
-    from harness.train import train_run
-    from harness.distributed import env_dist_info
-    state = train_run(sys.argv[4])
-    info = env_dist_info()
-    res = {"rank": info.rank, "state": state,
-           "device": f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"}
-json.dump(res, open(f"{out}.{res['rank']}.json", "w"))
-"""
-
-
-def _spawn(role: str, world: int, out: Path, extra: list[str], env_extra: dict[str, str], timeout: float) -> list[dict]:
-    port = str(_free_port())
-    procs = []
-    for r in range(world):
-        env = {**os.environ, "RANK": str(r), "WORLD_SIZE": str(world), "LOCAL_RANK": str(r), "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": port, "OMP_NUM_THREADS": "1", **env_extra}
-        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, role, str(out), str(ROOT), *extra], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-    errs = []
-    for p in procs:
-        try:
-            errs.append(p.communicate(timeout=timeout)[1].decode(errors="replace")[-1500:])
-        except subprocess.TimeoutExpired:
-            p.kill()
-            errs.append("timed out")
-    res = []
-    for r in range(world):
-        f = Path(f"{out}.{r}.json")
-        res.append({**json.loads(f.read_text()), "stderr": errs[r]} if f.exists() else
-                   {"rank": r, "ok": False, "error": errs[r]})
-    return res
-
-
 def check_nccl(work: Path, world: int, dry: bool) -> dict[str, Any]:
     elems = 1 << 10 if dry else 1 << 26  # 256 MB of fp32 on a GPU
-    res = _spawn("allreduce", world, work / "allreduce", [], {"GPU_CHECK_ELEMS": str(elems),
+    res = spawn("allreduce", world, work / "allreduce", [], {"GPU_CHECK_ELEMS": str(elems),
                                                               "GPU_CHECK_DEVICE": "cpu" if dry else "cuda"}, 300)
     devs = [r.get("device") for r in res]
     ok = all(r.get("ok") for r in res) and (dry or devs == [f"cuda:{i}" for i in range(world)])
@@ -281,7 +219,7 @@ def check_ddp(work: Path, data: Path, cfg: ModelConfig, world: int, dry: bool) -
     spec = RunSpec.from_dict({**spec.to_dict(), "train": {**spec.to_dict()["train"],
                                                           "device": "cpu" if dry else "cuda"}})
     rd.write_spec(spec.to_dict())
-    res = _spawn("train", world, work / "ddp-rank", [str(rd.path)], {}, 300)
+    res = spawn("train", world, work / "ddp-rank", [str(rd.path)], {}, 300)
     devs = [r.get("device") for r in res]
     ok = all(r.get("state") == "done" for r in res) and rd.read_env().get("world_size") == world and \
         (dry or devs == [f"cuda:{i}" for i in range(world)])
